@@ -58,13 +58,13 @@ def test_keywords_become_safe_attribute_names() -> None:
 def test_constants_and_lookup_errors() -> None:
     idl = load_source('module M { const int N = 5; const string S = "x"; };')
     assert (idl.M.N, idl.consts["M.S"]) == (5, "x")
-    with pytest.raises(KeyError, match="no struct 'M.Nope'"):
+    with pytest.raises(KeyError, match=r"no struct 'M\.Nope'"):
         idl.struct("M.Nope")
     with pytest.raises(AttributeError, match="no module"):
         _ = idl.Other
 
 
 def test_recursive_struct_is_refused_with_a_location() -> None:
-    with pytest.raises(IdlError, match="recursive struct M.Tree is not supported") as info:
+    with pytest.raises(IdlError, match=r"recursive struct M\.Tree is not supported") as info:
         load_source("module M { struct Tree { 0 optional vector<Tree> kids; }; };", "tree.tars")
     assert info.value.path == "tree.tars" and info.value.line == 1
