@@ -6,17 +6,27 @@
      ├── TarsCodecError
      │    ├── TarsDecodeError     malformed or truncated bytes: tag, types, offset
      │    └── TarsEncodeError     a value that cannot be written: field path and reason
-     └── TarsFrameError           a bad or oversized length prefix: the stream is unusable
+     ├── TarsFrameError           a bad or oversized length prefix: the stream is unusable
+     └── TarsRpcError             a call that failed; ``code`` is the TARS return code
+          ├── TarsTimeoutError    no answer within the call's timeout (-7)
+          ├── TarsConnectError    the endpoint refused or dropped the connection (-8)
+          ├── TarsNoEndpointError no active endpoint is known for the object (-10)
+          └── TarsRemoteError     the server answered with a non-zero iRet (its code, sResultDesc)
 """
 
 from __future__ import annotations
 
 __all__ = [
     "TarsCodecError",
+    "TarsConnectError",
     "TarsDecodeError",
     "TarsEncodeError",
     "TarsError",
     "TarsFrameError",
+    "TarsNoEndpointError",
+    "TarsRemoteError",
+    "TarsRpcError",
+    "TarsTimeoutError",
 ]
 
 
@@ -87,3 +97,36 @@ class TarsEncodeError(TarsCodecError):
 
 class TarsFrameError(TarsError):
     """A frame whose length prefix is invalid or exceeds the configured maximum."""
+
+
+class TarsRpcError(TarsError):
+    """A remote call that did not succeed; ``code`` is its TARS return code (``iRet``)."""
+
+    default_code = -99
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = self.default_code if code is None else code
+        self.message = message
+        super().__init__(f"{message} (code {self.code})")
+
+
+class TarsTimeoutError(TarsRpcError):
+    """No response arrived within the call's timeout."""
+
+    default_code = -7
+
+
+class TarsConnectError(TarsRpcError):
+    """The connection to the endpoint could not be made or was lost."""
+
+    default_code = -8
+
+
+class TarsNoEndpointError(TarsRpcError):
+    """No active endpoint is known for the object."""
+
+    default_code = -10
+
+
+class TarsRemoteError(TarsRpcError):
+    """The server answered with a non-zero ``iRet``; ``message`` is its ``sResultDesc``."""
