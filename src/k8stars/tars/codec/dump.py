@@ -24,23 +24,6 @@ class TaggedValue:
     wire_type: str
     value: Any
 
-    def to_plain(self) -> Any:
-        """JSON-compatible form: ``{"tag", "type", "value"}`` with nested fields expanded."""
-        return {"tag": self.tag, "type": self.wire_type, "value": _plain(self.value)}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, TaggedValue):
-        return value.to_plain()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return "0x" + value.hex()
-    return value
-
 
 def dump(data: bytes) -> list[TaggedValue]:
     """Read a bare field sequence without a schema; raises TarsDecodeError if malformed."""
