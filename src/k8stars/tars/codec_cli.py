@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .codec import StructType
+from .codec import Struct, StructType
 from .codec.dump import TaggedValue, dump
 from .codec.plain import PlainValueError, struct_from_plain, to_plain
 from .errors import TarsCodecError
@@ -46,7 +46,7 @@ def _load(path: str, include_dirs: Sequence[str]) -> TarsIdl:
     return load(path, include_dirs)
 
 
-def _struct(idl: TarsIdl, name: str) -> type:
+def _struct(idl: TarsIdl, name: str) -> type[Struct]:
     try:
         return idl.struct(name)
     except KeyError as exc:
