@@ -276,6 +276,8 @@ def test_tarsregistry() -> None:
         (5, False, BOOL, "disableFlow"),
         (6, False, STRING, "State"),
         (7, False, STRING, "Version"),
+        (8, False, STRING, "podName"),
+        (9, False, STRING, "podUid"),
     ]
     assert startup.fields[6].default == "active"
     assert fields(idl.struct("tars.onPrestopReq")) == [
@@ -288,6 +290,8 @@ def test_tarsregistry() -> None:
         (1, True, STRING, "state"),
         (2, False, STRING, "application"),
         (3, False, STRING, "server"),
+        (4, False, STRING, "podName"),
+        (5, False, STRING, "podUid"),
     ]
     assert fields(idl.struct("tars.RegisterMetricsReq")) == [
         (0, True, STRING, "nodeName"),
