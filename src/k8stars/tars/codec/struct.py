@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from typing_extensions import dataclass_transform
 
+from .accel import install as _accelerate
 from .compiler import compile_struct, enum_default
 from .types import (
     BOOL,
@@ -158,6 +159,7 @@ class StructMeta(type):
         for method in ("__init__", "__eq__", "__repr__"):
             compiled[method].__qualname__ = f"{name}.{method}"
             setattr(cls, method, compiled[method])
+        _accelerate(cls)  # C coders if the optional extension is built and enabled
         return cls
 
 
