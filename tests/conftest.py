@@ -1,10 +1,16 @@
-"""Suite-wide settings: in CI (K8STARS_REQUIRE_INTEROP=1) interop tests may not be skipped."""
+"""Suite-wide settings: deterministic Hypothesis in CI; interop tests may not be skipped there."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time: a red build is reproducible, never a coin toss.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
