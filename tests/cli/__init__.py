@@ -1,0 +1,1 @@
+"""Tests of tarscli (k8stars.cli)."""
