@@ -152,3 +152,9 @@ def test_declaration_errors() -> None:
         make_struct("X", [Field(1, "a", INT), Field(1, "b", INT)])
     with pytest.raises(ValueError, match="cannot be a field name"):
         make_struct("X", [Field(1, "class", INT)])
+
+
+def test_struct_classes_cannot_be_subclassed() -> None:
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        class Child(Old):  # type: ignore[misc]
+            extra: int = field(9, INT)

@@ -68,3 +68,11 @@ def test_recursive_struct_is_refused_with_a_location() -> None:
     with pytest.raises(IdlError, match=r"recursive struct M\.Tree is not supported") as info:
         load_source("module M { struct Tree { 0 optional vector<Tree> kids; }; };", "tree.tars")
     assert info.value.path == "tree.tars" and info.value.line == 1
+
+
+def test_unhashable_map_keys_are_refused_with_a_location() -> None:
+    source = ("module M {\n struct K { 0 optional int a; };\n"
+              " struct S { 0 optional map<K, int> m; };\n};")
+    with pytest.raises(IdlError, match=r"map keys of type M\.K are not supported") as info:
+        load_source(source, "keys.tars")
+    assert info.value.line == 3

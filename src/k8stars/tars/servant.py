@@ -16,6 +16,10 @@ In parameters arrive positionally in declaration order. A method returns the lis
 when it has one element, otherwise a tuple. Raise :class:`~k8stars.tars.errors.TarsRpcError`
 to answer with a chosen code; any other exception is answered with -99.
 
+A method may instead return :class:`RawResult` (the result already encoded as the response
+``sBuffer``, e.g. a cached answer): it is sent as is, without encoding (TUP calls decode it
+once and answer by name).
+
 This module is sans-IO: it turns argument bytes into calls and results into bytes
 (:class:`MethodEntry`); the server does the rest.
 """
@@ -36,7 +40,7 @@ from .packet import RequestPacket, UniAttribute
 if TYPE_CHECKING:
     from .transport import FramedProtocol
 
-__all__ = ["Current", "MethodEntry", "Servant", "current"]
+__all__ = ["Current", "MethodEntry", "RawResult", "Servant", "current"]
 
 _MISSING: Any = object()
 
@@ -128,6 +132,22 @@ def current() -> Current:
         raise RuntimeError("current() called outside a TARS servant call") from None
 
 
+class RawResult:
+    """A method's result already encoded: the ``sBuffer`` of a TARS (iVersion 1) answer,
+    i.e. the method's result struct (return value at tag 0, out params at their tags).
+
+    The server sends ``body`` as is; nothing is checked, so it must be a valid encoding.
+    """
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"RawResult({len(self.body)} bytes)"
+
+
 def _tuple_getter(attrs: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     if not attrs:
         return lambda obj: ()
@@ -176,6 +196,8 @@ class MethodEntry:
 
     def encode_result(self, result: Any) -> bytes:
         """The response ``sBuffer`` for what the implementation returned."""
+        if type(result) is RawResult:
+            return result.body
         n = self.n_results
         if n == 0:
             return b""
@@ -203,6 +225,8 @@ class MethodEntry:
 
     def encode_tup_result(self, result: Any) -> bytes:
         """A TUP v3 body: the return value under ``""`` and ``tars_ret``, outs by name."""
+        if type(result) is RawResult:
+            result = self._decode_raw(result.body)
         attr = UniAttribute()
         params: dict[str, Param] = {p.attr: p for p in self.method.out_params}
         values = self._values(result)
@@ -213,6 +237,18 @@ class MethodEntry:
             else:
                 attr.put(params[name].name, t, value)
         return attr.encode()
+
+
+    def _decode_raw(self, body: bytes) -> Any:
+        """What the implementation would have returned for a :class:`RawResult`."""
+        try:
+            obj = self.result_cls.tars_decode(body)
+        except TarsDecodeError as exc:
+            raise TarsEncodeError(f"{self.method.name}: bad RawResult: {exc}") from None
+        values = tuple(getattr(obj, name) for name in self._result_names)
+        if self.n_results == 0:
+            return None
+        return values[0] if self.n_results == 1 else values
 
 
 class Servant:

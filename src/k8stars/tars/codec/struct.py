@@ -115,9 +115,21 @@ def _validate(name: str, fields: list[Field]) -> tuple[Field, ...]:
             raise ValueError(f"{name}: {f.name!r} cannot be a field name")
         if isinstance(f.type, Builtin) and f.type.name not in _BUILTIN_NAMES:
             raise ValueError(f"{name}.{f.name}: unknown builtin type {f.type!r}")
+        _check_map_keys(f.type, f"{name}.{f.name}")
         seen_tags.add(f.tag)
         seen_names.add(f.name)
     return tuple(sorted((_check_default(f) for f in fields), key=lambda f: f.tag))
+
+
+def _check_map_keys(t: TarsType, where: str) -> None:
+    """Map keys become dict keys: only builtins and enums are hashable values."""
+    if isinstance(t, MapType):
+        if not isinstance(t.key, (Builtin, EnumType)):
+            raise ValueError(f"{where}: map keys of type {t.key!r} are not supported "
+                             "(use a builtin or enum key)")
+        _check_map_keys(t.value, where)
+    elif isinstance(t, VectorType):
+        _check_map_keys(t.elem, where)
 
 
 _BUILTIN_NAMES = frozenset(
@@ -145,6 +157,8 @@ class StructMeta(type):
                 del namespace[attr]
                 declared.append(Field(value.tag, attr, value.type, value.required, value.default))
         is_base = namespace.get("__module__") == __name__ and name == "Struct"
+        if any(getattr(b, "__tars_fields__", None) is not None for b in bases):
+            raise TypeError(f"{name}: a struct class cannot be subclassed; declare a new struct")
         ordered = () if is_base else _validate(tars_name or name, declared)
         namespace["__slots__"] = tuple(f.name for f in ordered)
         cls = super().__new__(mcs, name, bases, namespace)

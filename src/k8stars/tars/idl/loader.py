@@ -189,7 +189,10 @@ class _Builder:
             t = self.codec_type(f.type, f"{s.qualified_name}.{f.name}")
             fields.append(codec.Field(f.tag, python_name(f.name), t, f.required,
                                       self.default(t, f.default)))
-        return codec.make_struct(s.qualified_name, fields)
+        try:
+            return codec.make_struct(s.qualified_name, fields)
+        except (TypeError, ValueError) as exc:
+            raise IdlResolveError.at(s.loc, str(exc)) from None
 
     def interface(self, i: ResolvedInterface) -> Interface:
         methods = {}
