@@ -22,9 +22,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from k8stars.tars.server import Server  # noqa: E402
 from tests.interop.calc_servant import CalcImp  # noqa: E402
 from tests.interop.node_rpc import calc_server, run_rpc_load  # noqa: E402
+
+from k8stars.tars.server import Server  # noqa: E402
 
 SERVANT = "App.PyServer.CalcObj"
 
