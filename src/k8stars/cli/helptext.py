@@ -18,7 +18,9 @@ _RULES = (
     "Empty variables count as unset (except TARS_SET_ID, where empty clears the set).",
     "Durations: {durations}; a bare number other than 0 is rejected.",
     "Files: $TARS_PATH/bin/_server_meta.yaml (input), conf/<server>.conf and "
-    "data/server_info.yaml (written by genconf), data/check_status (supervisor, hzcheck).",
+    "data/server_info.yaml (written by genconf), data/check_status (supervisor, hzcheck), "
+    "data/prestop (prestop ran), data/stop (you: no restarts), log/<app>.<server>.out (the "
+    "service's output), log/supervisor.log.",
     "Exit status: 0 ok, 1 failed (e.g. not ready), 2 bad input or usage; errors are one line "
     'on stderr: "tarscli <subcommand>: <message>".',
 )
