@@ -208,7 +208,9 @@ VARIABLES: tuple[Var, ...] = (
     Var("TARS_START_PATH", "path", "$TARS_PATH/bin/start.sh", "Script that starts the service",
         ("supervisor",)),
     Var("TARS_STOP_PATH", "path", "", "Script that stops the service before a restart (default: "
-        "kill the processes under $TARS_PATH/bin)", ("supervisor",)),
+        "kill the service's process group and its leftover children)", ("supervisor",)),
+    Var("TARS_REGISTRY_TOKEN", "text", "", "k8stars only: shared token sent with registry "
+        "writes when the registry requires one", ("supervisor", "prestop")),
     Var("TARS_CHECK_INTERVAL", "duration", "10s", "How often the service's endpoints are "
         "checked", ("supervisor",), positive=True),
     Var("TARS_CHECK_RETRY_TIMEOUT", "duration", "5s", "How long one check retries an endpoint "
