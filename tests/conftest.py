@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -20,3 +22,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if not node_available():
         raise pytest.UsageError("K8STARS_REQUIRE_INTEROP=1 but Node.js/npm are not available")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in-process configure logging for themselves; undo it after each test."""
+    manager = logging.root.manager
+    root = logging.getLogger()
+    saved_root = (root.handlers[:], root.level)
+    saved = {name: (lg.level, lg.propagate, lg.disabled, lg.handlers[:])
+             for name, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    yield
+    root.handlers[:], level = saved_root
+    root.setLevel(level)
+    for name, lg in list(manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger):
+            lg_level, propagate, disabled, handlers = saved.get(
+                name, (logging.NOTSET, True, False, []))
+            lg.setLevel(lg_level)
+            lg.propagate, lg.disabled, lg.handlers[:] = propagate, disabled, handlers

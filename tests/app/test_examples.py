@@ -120,7 +120,9 @@ async def test_node_hello_example(tmp_path: Path) -> None:
     endpoint = tp.adapter_endpoint("SayHelloObj")
     own_modules = EXAMPLES / "node-hello" / "node_modules"
     # the test suite's @tars packages (same pinned versions) unless the example has its own
-    env = {} if own_modules.is_dir() else {"NODE_PATH": str(NODE_DIR / "node_modules")}
+    # the example is copied without node_modules: point Node at an installed copy
+    modules = own_modules if own_modules.is_dir() else NODE_DIR / "node_modules"
+    env = {"NODE_PATH": str(modules)}
     proc = start_example(tp, **env)
     try:
         await wait_port(endpoint, proc=proc)
