@@ -1,0 +1,313 @@
+"""A small cluster for lifecycle tests: registries, kubelet-simulated pods, clients under load.
+
+Pods are :class:`k8stars.local.pod.Pod` (the local runner's kubelet simulation: own TARS_PATH,
+POD_IP, POD_UID, exec'd ``tarscli hzcheck``, preStop/SIGTERM/SIGKILL); registries are
+``tarsregistry`` processes; the clients are the Python :class:`Communicator` and TarsNode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from k8stars.local.pod import Pod, tool_command
+from k8stars.local.registry import RegistryView, http_get
+from k8stars.local.spec import RunnerConfig, ServiceSpec, load_service
+from k8stars.local.state import MARKER_VAR, find_processes, kill_processes
+from k8stars.tars.client import Communicator
+from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.idl.loader import load
+
+ROOT = Path(__file__).resolve().parents[2]
+HELLO = ROOT / "examples" / "hello"
+SERVANT = "TestApp.HelloPy.SayHelloObj"
+NODE_LOOP = Path(__file__).with_name("hello_loop.js")
+SAY_HELLO = load(HELLO / "SayHello.tars").interface("TestApp.SayHello")
+
+#: Short intervals (the clients refresh every REFRESH_MS; preStop waits longer than that).
+REFRESH_MS = 1000
+CHECK_INTERVAL = "0.5s"
+REPORT_INTERVAL = "1s"
+PRESTOP_WAIT = "2500ms"
+INACTIVE_AFTER = "3s"
+GRACE = 10.0
+
+
+def free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Registry:
+    """One ``tarsregistry`` process on free ports; ``db`` is a URL shared by replicas."""
+
+    def __init__(self, workdir: Path, db: str, name: str = "registry") -> None:
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db = db
+        self.query_port, self.registry_port, self.metrics_port = free_ports(3)
+        self.process: asyncio.subprocess.Process | None = None
+        self.marker = str(workdir)
+
+    @property
+    def endpoint(self) -> str:
+        return f"tcp -h 127.0.0.1 -p {self.query_port}"
+
+    async def start(self, timeout: float = 20.0) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DB_", "POD_", "TARS_", "K8STARS_"))}
+        env[MARKER_VAR] = self.marker
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(self.dir / "registry.log", "ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *tool_command("tarsregistry", "k8stars.registry.main"),
+                "--host", "127.0.0.1", "--advertise-host", "127.0.0.1",
+                "--query-port", str(self.query_port), "--registry-port", str(self.registry_port),
+                "--admin-port", "0", "--metrics-port", str(self.metrics_port),
+                "--db", self.db, "--inactive-after", INACTIVE_AFTER, "--delete-after", "1h",
+                "--log-level", "INFO", env=env, cwd=str(self.dir),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.returncode is not None:
+                raise RuntimeError(f"tarsregistry exited: {self.log_tail()}")
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                status, _ = await http_get("127.0.0.1", self.metrics_port, "/healthz", 1.0)
+                if status == 200:
+                    return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"tarsregistry not healthy: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        try:
+            return (self.dir / "registry.log").read_text()[-2000:]
+        except OSError:
+            return ""
+
+    async def stop(self, sig: int = signal.SIGTERM) -> None:
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            await asyncio.wait_for(proc.wait(), 10.0)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+class _Config(RunnerConfig):
+    """RunnerConfig whose locator lists every registry replica."""
+
+    locators: str = ""
+
+    @property  # type: ignore[override]
+    def locator(self) -> str:
+        return self.locators
+
+
+def locator_of(registries: list[Registry]) -> str:
+    return "tars.tarsregistry.QueryObj@" + ":".join(r.endpoint for r in registries)
+
+
+@dataclass
+class Cluster:
+    workdir: Path
+    registries: list[Registry]
+    spec: ServiceSpec = field(default_factory=lambda: load_service(HELLO))
+    pods: list[Pod] = field(default_factory=list)
+    _ordinal: int = 0
+
+    def __post_init__(self) -> None:
+        self.config = _Config(
+            state_dir=str(self.workdir), check_interval=CHECK_INTERVAL,
+            report_interval=REPORT_INTERVAL, prestop_wait=PRESTOP_WAIT, ep_uptime="1s",
+            grace=GRACE, probe_period=0.5, probe_timeout=5.0, failure_threshold=3,
+            port_base=random.randrange(30000, 40000, 100), ports_per_pod=5)
+        self.config.locators = locator_of(self.registries)
+        # a block of IPs unlikely to be used by other tests of this machine
+        self._ip_base = random.randrange(100, 240)
+        self.view = RegistryView(self.config.locator)
+
+    @property
+    def locator(self) -> str:
+        return self.config.locator
+
+    async def create_pod(self, ip: str | None = None, slot: int | None = None) -> Pod:
+        self._ordinal += 1
+        n = self._ordinal
+        ip = ip or f"127.0.{self._ip_base}.{10 + n}"
+        slot = n if slot is None else slot
+        name = f"hellopy-{n}"
+        pod = Pod(self.spec, name, ip, slot, self.config, self.workdir / "pods" / name,
+                  str(self.workdir), lambda p: None)
+        await asyncio.to_thread(pod.prepare, "v1")
+        await pod.start()
+        self.pods.append(pod)
+        return pod
+
+    def endpoint(self, pod: Pod) -> str | None:
+        for e in pod.endpoints:
+            if e.servant == SERVANT:
+                return e.address
+        return None
+
+    async def active(self) -> set[str]:
+        active, _ = await self.view.lookup(SERVANT)
+        return active
+
+    async def wait_serving(self, pod: Pod, timeout: float = 30.0) -> float:
+        """Ready (hzcheck) and handed out as active by the registry; returns the seconds."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            ep = self.endpoint(pod)
+            if pod.ever_ready.is_set() and ep:
+                with contextlib.suppress(TarsRpcError, OSError):
+                    if ep in await self.active():
+                        return time.monotonic() - started
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"pod {pod.name} not serving after {timeout}s: "
+                             f"{pod.state} {pod.detail} {pod.tars_state}\n"
+                             f"{(pod.dir / 'container.log').read_text()[-2000:]}")
+
+    async def delete(self, pod: Pod, *, prestop: bool = True) -> None:
+        await pod.terminate(grace=None if prestop else 0.0, prestop=prestop)
+        if pod in self.pods:
+            self.pods.remove(pod)
+
+    def sigkill(self, pod: Pod) -> None:
+        """The container dies at once (OOM, node loss): no preStop, no SIGTERM."""
+        pod.kill_now()
+
+    async def close(self) -> None:
+        for pod in list(self.pods):
+            pod.kill_now()
+            with contextlib.suppress(Exception):
+                await pod.terminate(grace=0.0, prestop=False)
+        self.pods.clear()
+        await self.view.close()
+        for reg in self.registries:
+            await reg.stop(signal.SIGKILL)
+        kill_processes(find_processes(str(self.workdir)))
+
+
+@dataclass
+class Counts:
+    ok: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    last_failure: float = 0.0
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.ok, self.failed
+
+
+class PythonLoad:
+    """``concurrency`` Python callers in a loop through the locator."""
+
+    def __init__(self, locator: str, concurrency: int = 2, pause: float = 0.01) -> None:
+        self.locator = locator
+        self.concurrency = concurrency
+        self.pause = pause
+        self.counts = Counts()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.comm: Communicator | None = None
+
+    async def start(self) -> None:
+        self.comm = Communicator(locator=self.locator, sync_invoke_timeout=3000,
+                                 refresh_endpoint_interval=REFRESH_MS)
+        proxy = self.comm.proxy(SAY_HELLO, SERVANT)
+        # the first answer before the load starts: failures afterwards are the scenario's
+        await proxy.SayHello("warmup")
+        self._tasks = [asyncio.get_running_loop().create_task(self._run(proxy))
+                       for _ in range(self.concurrency)]
+
+    async def _run(self, proxy: Any) -> None:
+        c = self.counts
+        while not self._stop.is_set():
+            try:
+                await proxy.SayHello("py")
+                c.ok += 1
+            except TarsRpcError as exc:
+                c.failed += 1
+                c.last_failure = time.monotonic()
+                key = type(exc).__name__ + ": " + str(exc)[:80]
+                c.errors[key] = c.errors.get(key, 0) + 1
+            await asyncio.sleep(self.pause)
+
+    async def stop(self) -> Counts:
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.comm is not None:
+            await self.comm.close()
+        return self.counts
+
+
+class NodeLoad:
+    """TarsNode (``@tars/rpc``) calling in a loop through the locator."""
+
+    def __init__(self, locator: str, workdir: Path) -> None:
+        self.locator = locator
+        self.log = workdir / "node-load.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = dict(os.environ, NODE_NO_WARNINGS="1")
+        with open(self.log, "ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                "node", str(NODE_LOOP), self.locator, SERVANT, str(REFRESH_MS),
+                stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
+                stdin=asyncio.subprocess.DEVNULL)
+        # wait for the first successful call
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            lines = self.log.read_text().strip().splitlines()
+            if lines and json.loads(lines[-1]).get("ok", 0) > 0:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"node client never succeeded: {self.log.read_text()[-1000:]}")
+
+    def progress(self) -> dict[str, Any]:
+        lines = self.log.read_text().strip().splitlines()
+        return json.loads(lines[-1]) if lines else {}
+
+    async def stop(self) -> Counts:
+        assert self.proc is not None and self.proc.stdout is not None
+        self.proc.send_signal(signal.SIGTERM)
+        out = await asyncio.wait_for(self.proc.stdout.read(), 10)
+        await self.proc.wait()
+        data = json.loads(out.decode().strip().splitlines()[-1])
+        return Counts(ok=data["ok"], failed=data["failed"], errors=data.get("errors", {}))
+
+
+async def rolling_update(cluster: Cluster, old: list[Pod]) -> list[Pod]:
+    """surge 1, unavailable 0: a new pod serving, then an old one deleted; per old pod."""
+    new = []
+    for pod in old:
+        fresh = await cluster.create_pod()
+        await cluster.wait_serving(fresh)
+        new.append(fresh)
+        await cluster.delete(pod)
+    return new
+

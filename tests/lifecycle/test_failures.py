@@ -1,0 +1,207 @@
+"""Scenario 2 (a pod SIGKILLed) and 3 (the registry restarted or a replica killed) under load."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from k8stars.local.pod import PodState
+
+from .harness import INACTIVE_AFTER, Cluster, NodeLoad, PythonLoad, Registry
+
+pytestmark = pytest.mark.lifecycle
+
+EXPIRY = float(INACTIVE_AFTER.rstrip("s"))
+
+
+async def _serving_cluster(workdir: Path, registries: list[Registry], replicas: int = 3
+                           ) -> tuple[Cluster, PythonLoad, NodeLoad]:
+    for reg in registries:
+        await reg.start()
+    cluster = Cluster(workdir, registries)
+    pods = [await cluster.create_pod() for _ in range(replicas)]
+    for pod in pods:
+        await cluster.wait_serving(pod)
+    py, node = PythonLoad(cluster.locator), NodeLoad(cluster.locator, workdir)
+    await py.start()
+    await node.start()
+    await asyncio.sleep(1.0)
+    return cluster, py, node
+
+
+async def _pod_sigkilled(workdir: Path) -> dict[str, object]:
+    reg = Registry(workdir, f"sqlite:///{workdir / 'registry.db'}")
+    cluster, py, node = await _serving_cluster(workdir, [reg])
+    try:
+        victim = cluster.pods[0]
+        ep, ip, slot, old_uid = cluster.endpoint(victim), victim.ip, victim.slot, victim.uid
+        killed = time.monotonic()
+        cluster.sigkill(victim)
+        await cluster.delete(victim, prestop=False)
+        expired = None
+        while time.monotonic() - killed < EXPIRY + 10:
+            if ep not in await cluster.active():
+                expired = time.monotonic() - killed
+                break
+            await asyncio.sleep(0.1)
+        # the clients drop the dead endpoint at their next refresh; after that, no failures
+        await asyncio.sleep(2.0)
+        py_before, node_before = py.counts.snapshot(), node.progress()
+        await asyncio.sleep(2.0)
+        py_after, node_after = py.counts.snapshot(), node.progress()
+        # same IP (and port range), new identity
+        back = await cluster.create_pod(ip=ip, slot=slot)
+        back_in = await cluster.wait_serving(back)
+        active, inactive = await cluster.view.lookup(cluster_servant())
+        await asyncio.sleep(1.0)
+        pyc, nodec = await py.stop(), await node.stop()
+        return {"endpoint": ep, "new_endpoint": cluster.endpoint(back), "expired": expired,
+                "python": pyc, "node": nodec, "back_in": back_in, "active": active,
+                "inactive": inactive, "old_uid": old_uid, "new_uid": back.uid,
+                "py_window": (py_before, py_after), "node_window": (node_before, node_after)}
+    finally:
+        await cluster.close()
+
+
+def cluster_servant() -> str:
+    from .harness import SERVANT
+    return SERVANT
+
+
+def test_pod_sigkilled(tmp_path: Path, need_node: None) -> None:
+    r = asyncio.run(_pod_sigkilled(tmp_path))
+    py, node = r["python"], r["node"]
+    print(f"\nSIGKILL: left active answers after {r['expired']}s; python {py}; node {node}; "
+          f"restarted pod serving after {r['back_in']:.1f}s")
+    # the instance leaves the active answers within the expiry (plus a heartbeat sweep)
+    assert r["expired"] is not None and r["expired"] <= EXPIRY + 4.0
+    # failures are bounded, and calls succeed again afterwards
+    assert py.failed <= 20, py.errors  # type: ignore[attr-defined]
+    assert node.failed <= 20, node.errors  # type: ignore[attr-defined]
+    (ok0, f0), (ok1, f1) = r["py_window"]  # type: ignore[misc]
+    assert ok1 > ok0 and f1 == f0
+    n0, n1 = r["node_window"]  # type: ignore[misc]
+    assert n1["ok"] > n0["ok"] and n1["failed"] == n0["failed"]
+    # a new identity at the same address comes back active, not shadowed by the dead rows
+    assert r["new_uid"] != r["old_uid"]
+    assert r["new_endpoint"] in r["active"]  # type: ignore[operator]
+    assert r["new_endpoint"] not in r["inactive"]  # type: ignore[operator]
+    assert len(r["active"]) == 3  # type: ignore[arg-type]
+
+
+async def _watch_ready(cluster: Cluster, stop: asyncio.Event) -> list[str]:
+    """Every pod state other than ready seen while ``stop`` is not set."""
+    seen: list[str] = []
+    while not stop.is_set():
+        seen += [f"{p.name}: {p.state} {p.detail}" for p in cluster.pods
+                 if p.state != PodState.READY]
+        await asyncio.sleep(0.1)
+    return seen
+
+
+async def _registry_restarted(workdir: Path) -> dict[str, object]:
+    reg = Registry(workdir, f"sqlite:///{workdir / 'registry.db'}")
+    cluster, py, node = await _serving_cluster(workdir, [reg])
+    try:
+        stop = asyncio.Event()
+        watcher = asyncio.get_running_loop().create_task(_watch_ready(cluster, stop))
+        await reg.stop(signal.SIGTERM)
+        await asyncio.sleep(3.0)  # down longer than a client refresh and a few probes
+        await reg.start()
+        await asyncio.sleep(3.0)
+        active = await cluster.active()
+        stop.set()
+        not_ready = await watcher
+        pyc, nodec = await py.stop(), await node.stop()
+        return {"python": pyc, "node": nodec, "not_ready": not_ready, "active": active,
+                "endpoints": {cluster.endpoint(p) for p in cluster.pods}}
+    finally:
+        await cluster.close()
+
+
+def test_registry_restarted(tmp_path: Path, need_node: None) -> None:
+    r = asyncio.run(_registry_restarted(tmp_path))
+    py, node = r["python"], r["node"]
+    print(f"\nregistry restart: python {py}; node {node}")
+    assert r["not_ready"] == []
+    assert py.failed == 0, py.errors  # type: ignore[attr-defined]
+    assert node.failed == 0, node.errors  # type: ignore[attr-defined]
+    assert r["active"] == r["endpoints"]
+
+
+def _mysql_url() -> str:
+    import subprocess
+
+    from .harness import ROOT
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "mariadb.sh")], capture_output=True,
+                          text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"no MariaDB: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def _mysql(url: str, sql: str) -> None:
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = pymysql.connect(host=u.host, port=u.port or 3306, user=u.username,
+                           password=u.password or "")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def _replica_killed(workdir: Path, url: str) -> dict[str, object]:
+    regs = [Registry(workdir, url, "registry-a"), Registry(workdir, url, "registry-b")]
+    cluster, py, node = await _serving_cluster(workdir, regs)
+    try:
+        stop = asyncio.Event()
+        watcher = asyncio.get_running_loop().create_task(_watch_ready(cluster, stop))
+        await regs[0].stop(signal.SIGKILL)
+        await asyncio.sleep(4.0)  # several client refreshes and heartbeats on one replica
+        active, _ = await _lookup_on(regs[1])
+        stop.set()
+        not_ready = await watcher
+        pyc, nodec = await py.stop(), await node.stop()
+        return {"python": pyc, "node": nodec, "not_ready": not_ready, "active": active,
+                "endpoints": {cluster.endpoint(p) for p in cluster.pods}}
+    finally:
+        await cluster.close()
+
+
+async def _lookup_on(reg: Registry) -> tuple[set[str], set[str]]:
+    from k8stars.local.registry import RegistryView
+
+    from .harness import SERVANT, locator_of
+    view = RegistryView(locator_of([reg]))
+    try:
+        return await view.lookup(SERVANT)
+    finally:
+        await view.close()
+
+
+def test_registry_replica_killed(tmp_path: Path, need_node: None) -> None:
+    import uuid
+
+    base = _mysql_url()
+    name = f"db_tars_lifecycle_{uuid.uuid4().hex[:8]}"
+    _mysql(base, f"CREATE DATABASE {name}")
+    try:
+        url = base.rsplit("/", 1)[0] + "/" + name
+        r = asyncio.run(_replica_killed(tmp_path, url))
+    finally:
+        _mysql(base, f"DROP DATABASE IF EXISTS {name}")
+    py, node = r["python"], r["node"]
+    print(f"\nregistry replica SIGKILLed: python {py}; node {node}")
+    assert r["not_ready"] == []
+    assert py.failed == 0, py.errors  # type: ignore[attr-defined]
+    assert node.failed == 0, node.errors  # type: ignore[attr-defined]
+    assert r["active"] == r["endpoints"]
