@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+import pytest
+from sqlalchemy import delete, func, insert, select, update
 
 from k8stars.registry.model import GroupPriority, GroupRule, InstanceRow
 from k8stars.registry.schema import (
     t_adapter_conf,
     t_group_priority,
+    t_k8stars_change,
     t_server_conf,
     t_server_group_rule,
 )
@@ -142,7 +144,8 @@ def test_replicas_see_inserts_updates_and_deletions_within_one_poll(
     assert set(snapshot.instances) == {r for rows in changed.values() for r in rows}
 
 
-def test_an_idle_poll_is_a_few_small_statements(store: Store) -> None:
+def test_an_idle_poll_is_a_few_small_statements(make_store: Callable[..., Store]) -> None:
+    store = make_store(check_interval_s=3600.0)  # no timing in this test
     now = store.db_now()
     with store.engine.begin() as conn:  # 1,000 servers with one adapter each
         conn.execute(
@@ -186,11 +189,23 @@ def test_an_idle_poll_is_a_few_small_statements(store: Store) -> None:
         changed, deleted, mark = store.load_changes(mark)
     assert (changed, deleted) == ({}, frozenset())
     assert counter.count == 5, counter.statements
-    # one change reloads that server only
+    # a keepAlive state change is not in the change log: the window checksum differs, the
+    # window is listed, and that server reloaded (rows and adapters) only
     store.keep_alive_batch([beat("10.3.0.7", "inactive", "App", "S7")])
     with count_statements(store.read_engine) as counter:
         changed, deleted, mark = store.load_changes(mark)
-    assert list(changed) == [("App", "S7")] and counter.count == 7
+    assert list(changed) == [("App", "S7")] and counter.count == 8, counter.statements
+    # after an onStartup through this store (in the change log) the poll is light: the change
+    # log and what it names
+    store.on_startup(startup(node="10.3.0.8", server="S8"))
+    with count_statements(store.read_engine) as counter:
+        changed, deleted, mark = store.load_changes(mark)
+    assert list(changed) == [("App", "S8")] and counter.count == 3, counter.statements
+    assert _by_node(changed[("App", "S8")]) == {"10.3.0.8": [("App.S8.Obj", "active")]}
+    # with no write of its own since, the next poll is a full check again
+    with count_statements(store.read_engine) as counter:
+        assert store.load_changes(mark)[:2] == ({}, frozenset())
+    assert counter.count == 5
 
 
 def test_writes_by_others_without_the_change_log(make_store: Callable[..., Store]) -> None:
@@ -240,3 +255,93 @@ def test_group_tables_travel_with_the_watermark(make_store: Callable[..., Store]
         conn.execute(insert(t_server_group_rule).values(group_name="g", allow_ip_rule="10.*"))
     _, _, mark = reader.load_changes(mark)
     assert [r.group_name for r in mark.group_rules] == ["g"]
+
+
+def test_two_changes_within_one_second_are_told_apart(make_store: Callable[..., Store]) -> None:
+    """Timestamps have 1-second resolution: the rows' checksums tell a second change apart."""
+    writer, reader = make_store(), make_store()
+    writer.on_startup(startup())
+    _, mark = reader.load_snapshot()
+    writer.keep_alive_batch([beat(app="App", server="Srv", state="inactive")])
+    with writer.engine.connect() as conn:
+        stamp = conn.execute(select(t_server_conf.c.registry_timestamp)).scalar_one()
+    changed, _, mark = reader.load_changes(mark)
+    assert _by_node(changed[("App", "Srv")]) == {"10.0.0.1": [("App.Srv.Obj", "inactive")]}
+    writer.keep_alive_batch([beat(app="App", server="Srv", state="active")])
+    with writer.engine.begin() as conn:  # as if in the same second as the first change
+        conn.execute(update(t_server_conf).values(registry_timestamp=stamp))
+    changed, _, mark = reader.load_changes(mark)
+    assert _by_node(changed[("App", "Srv")]) == {"10.0.0.1": [("App.Srv.Obj", "active")]}
+
+
+def test_an_outdated_watermark_still_gives_a_correct_diff(make_store: Callable[..., Store]
+                                                          ) -> None:  # fmt: skip
+    writer, reader = make_store(), make_store()
+    writer.on_startup(startup(server="A"))
+    _, first = reader.load_snapshot()
+    writer.on_startup(startup(server="B"))
+    changed, _, _ = reader.load_changes(first)
+    assert list(changed) == [("App", "B")]
+    writer.on_startup(startup(server="C"))
+    writer.on_prestop(PrestopReq(nodeName="10.0.0.1", application="App", server="A"))
+    changed, deleted, mark = reader.load_changes(first)  # again from the first watermark
+    assert sorted(changed) == [("App", "B"), ("App", "C")] and deleted == {("App", "A")}
+    assert reader.load_changes(mark)[:2] == ({}, frozenset())
+
+
+def test_light_polls_after_own_logged_writes(make_store: Callable[..., Store]) -> None:
+    """Right after its own onStartup a store reads the change log only; what others wrote
+    without it shows at the next full check (the first poll without own writes, or
+    check_interval_s after the last one)."""
+    other, store = make_store(), make_store(check_interval_s=3600.0)
+    other.on_startup(startup(server="A"))
+    _, mark = store.load_snapshot()
+    other.keep_alive_batch([beat(app="App", server="A", state="inactive")])  # no change log
+    store.on_startup(startup(server="B"))
+    changed, _, mark = store.load_changes(mark)
+    assert list(changed) == [("App", "B")]
+    changed, _, mark = store.load_changes(mark)
+    assert _by_node(changed[("App", "A")]) == {"10.0.0.1": [("App.A.Obj", "inactive")]}
+    other.on_startup(startup(server="C"))  # another replica's logged write: in any poll
+    store.on_startup(startup(server="D"))
+    changed, _, mark = store.load_changes(mark)
+    assert sorted(changed) == [("App", "C"), ("App", "D")]
+    store.keep_alive_batch([beat(app="App", server="D", state="inactive")])
+    store.on_startup(startup(server="E"))  # not light: own write outside the change log
+    changed, _, mark = store.load_changes(mark)
+    assert sorted(changed) == [("App", "D"), ("App", "E")]
+
+
+def test_a_late_commit_is_found_through_the_change_log_holes(
+    make_store: Callable[..., Store],
+) -> None:
+    """A transaction that got its change-log id before another one but commits after it (and
+    whose rows' timestamps are older than the window) is still seen."""
+    writer, reader = make_store(), make_store()
+    if not writer.is_mysql:
+        pytest.skip("SQLite serializes writers: ids are committed in order")
+    writer.on_startup(startup(server="A"))
+    writer.on_startup(startup(server="B"))
+    old = reader.db_now().replace(year=2000)
+    with writer.engine.begin() as conn:  # out of the window: only the change log can tell
+        conn.execute(update(t_server_conf).values(registry_timestamp=old))
+        conn.execute(update(t_adapter_conf).values(registry_timestamp=old))
+    _, mark = reader.load_snapshot()
+    late = writer.engine.connect()
+    try:
+        trans = late.begin()
+        late.execute(
+            update(t_server_conf)
+            .where(t_server_conf.c.server_name == "A")
+            .values(present_state="inactive", registry_timestamp=old)
+        )
+        late.execute(insert(t_k8stars_change).values(application="App", server_name="A",
+                                                     node_name="10.0.0.1"))  # fmt: skip
+        writer.on_startup(startup(server="C"))  # a later id, committed first
+        changed, _, mark = reader.load_changes(mark)
+        assert list(changed) == [("App", "C")]
+        trans.commit()
+    finally:
+        late.close()
+    changed, _, mark = reader.load_changes(mark)
+    assert _by_node(changed[("App", "A")]) == {"10.0.0.1": [("App.A.Obj", "inactive")]}

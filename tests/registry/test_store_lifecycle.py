@@ -207,3 +207,19 @@ def test_registry_info_heartbeats_and_expiry(store: Store) -> None:
         "10.0.0.100:17890", "tars.tarsregistry.QueryObj", "tcp -h 10.0.0.100 -p 17890 -t 60000"
     )
     assert rows(store, t_registry_info)[0]["present_state"] == "active"
+
+
+def test_deregister_registry_info_marks_only_that_registry_inactive(store: Store) -> None:
+    for locator in ("10.0.0.100:17890", "10.0.0.101:17890"):
+        store.upsert_registry_info(locator, "tars.tarsregistry.QueryObj",
+                                   f"tcp -h {locator.split(':')[0]} -p 17890 -t 60000")  # fmt: skip
+    _, mark = store.load_snapshot()
+    assert store.deregister_registry_info("10.0.0.100:17890") == 1
+    found = {r["locator_id"]: r["present_state"] for r in rows(store, t_registry_info)}
+    assert found == {"10.0.0.100:17890": "inactive", "10.0.0.101:17890": "active"}
+    changed, _, _ = store.load_changes(mark)  # the index sees it at once
+    assert {r.endpoint: r.present_state for rs in changed.values() for r in rs} == {
+        "tcp -h 10.0.0.100 -p 17890 -t 60000": "inactive",
+        "tcp -h 10.0.0.101 -p 17890 -t 60000": "active",
+    }
+    assert store.deregister_registry_info("10.9.9.9:1") == 0

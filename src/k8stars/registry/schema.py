@@ -10,7 +10,8 @@ Additions of ours:
 * ``t_server_conf.metrics_port`` (as K8STARS adds it), ``pod_name``/``pod_uid`` on
   ``t_server_conf`` and ``t_node_info`` (pod identity, K8STARS #14);
 * ``t_k8stars_change``: a change log (auto-increment id, written in the same transaction as every
-  deletion of server or adapter rows) through which registry replicas see each other's deletions.
+  registration and every deletion of server or adapter rows) through which registry replicas see
+  each other's registrations and deletions without rescanning a time window.
 
 SQLite has no ``ON UPDATE CURRENT_TIMESTAMP``: the store sets every such column explicitly from
 database time in each write, on every database (so both behave alike). Datetimes are stored on
@@ -337,8 +338,8 @@ t_server_group_rule = Table(
     **_TABLE_KW,
 )
 
-# k8stars: one row per (application, server_name, node_name) whose server or adapter rows were
-# deleted, written in the deleting transaction; replicas poll it by id and time (see store_changes).
+# k8stars: one row per (application, server_name, node_name) registered or deleted, written in the
+# same transaction; replicas poll it by id and time (see store_changes).
 t_k8stars_change = Table(
     "t_k8stars_change",
     metadata,

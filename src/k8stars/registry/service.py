@@ -52,12 +52,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import update
-
 from .index import RegistryIndex, ServerKey, is_routable
 from .metrics import RegistryMetrics
 from .model import InstanceRow, RegistrySnapshot
-from .schema import t_registry_info
 from .store import CleanReport, Store, Watermark
 from .store_validate import (
     Beat,
@@ -1041,20 +1038,7 @@ class RegistryService:
 
     def _deregister_sync(self) -> int:
         """Mark this registry's ``t_registry_info`` rows inactive (graceful stop)."""
-        # TODO(store): belongs in Store (deregister_registry_info); kept here meanwhile.
-        r = t_registry_info.c
-        stmt = (
-            update(t_registry_info)
-            .where(r.locator_id == self._locator_id)
-            .values(present_state="inactive")
-        )
-        try:
-            with self.store.engine.begin() as conn:
-                return max(int(conn.execute(stmt).rowcount or 0), 0)
-        except Exception as exc:
-            orig = getattr(exc, "orig", None) or exc
-            raise StoreUnavailableError(
-                f"database unavailable: {type(orig).__name__}: {orig}") from exc
+        return self.store.deregister_registry_info(self._locator_id)
 
 
 # -- helpers --------------------------------------------------------------------------------------

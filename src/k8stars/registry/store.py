@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -69,7 +70,7 @@ from .schema import (
     t_registry_info,
     t_server_conf,
 )
-from .store_changes import GroupKey, PollSettings, Watermark
+from .store_changes import CRC_FUNCTION, GroupKey, PollSettings, Watermark, sqlite_crc
 from .store_changes import load_changes as _load_changes
 from .store_changes import load_snapshot as _load_snapshot
 from .store_validate import (
@@ -174,6 +175,11 @@ class Store:
     ``mysql+pymysql://user:pass@host:3306/db_tars`` (the database is created when missing;
     without a database name ``db_tars`` is used). Nothing connects until the first call, which
     also creates missing tables and columns (:func:`~.schema.ensure_schema`).
+
+    ``overlap_s``, ``full_resync_s``, ``change_retention_s`` and ``check_interval_s`` tune the
+    change polls (:mod:`.store_changes`): the time window re-checked for late commits, the
+    period of complete reloads, how long the change log is kept, and how long a poll right
+    after this store's own onStartup/onPrestop may skip the checks for writes of others.
     """
 
     def __init__(
@@ -184,6 +190,7 @@ class Store:
         overlap_s: float = 3.0,
         full_resync_s: float = 300.0,
         change_retention_s: float = 3600.0,
+        check_interval_s: float = 0.2,
         connect_timeout_s: int = 5,
     ) -> None:
         u = make_url(url)
@@ -192,7 +199,13 @@ class Store:
             u = u.set(database="db_tars")
         self.url = u
         self._create_database = create_database
-        self._poll = PollSettings(overlap_s, full_resync_s, change_retention_s)
+        self._poll = PollSettings(overlap_s, full_resync_s, change_retention_s, check_interval_s)
+        # Writes through this store that change what the index shows, and those of them that
+        # are not (only) in the change log: a poll after logged writes alone may be light.
+        self._writes = 0
+        self._unlogged = 0
+        self._count_lock = threading.Lock()
+        self._statements: dict[tuple[Any, ...], Any] = {}
         self._ready = False
         self._ready_lock = threading.Lock()
         # An in-memory SQLite database is one shared connection: one operation at a time.
@@ -210,9 +223,18 @@ class Store:
                 self.engine = self._sqlite_engine(u)
                 self.read_engine = self._sqlite_engine(u, read=True)
         else:
+            # Every use of a connection is one transaction ended by COMMIT or ROLLBACK, so the
+            # pool's reset (a ROLLBACK) and pre-ping (a round trip) on each checkout are pure
+            # cost: a connection found dead is invalidated with the whole pool, and _run
+            # retries the transaction on a new one.
+            # The pool keeps as many connections as the service has database threads (8):
+            # overflow connections are closed after each use, and a MySQL login costs ~10 ms.
             kw: dict[str, Any] = {
-                "pool_pre_ping": True,
+                "pool_pre_ping": False,
+                "pool_reset_on_return": None,
                 "pool_recycle": 3600,
+                "pool_size": 10,
+                "max_overflow": 10,
                 "connect_args": {
                     "connect_timeout": connect_timeout_s,
                     "read_timeout": 30,
@@ -244,6 +266,7 @@ class Store:
             cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.close()
+            dbapi_conn.create_function(CRC_FUNCTION, -1, sqlite_crc, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
@@ -336,20 +359,41 @@ class Store:
         rows: list[dict[str, Any]],
         keys: Sequence[str],
         inserted: Sequence[str],
-        fixed: Mapping[str, Any],
     ) -> None:
-        """INSERT rows; on a duplicate key set ``inserted`` columns from the row, ``fixed`` ones
-        to the given expressions (MySQL ON DUPLICATE KEY UPDATE / SQLite ON CONFLICT)."""
-        if self.is_mysql:
-            my = mysql_dialect.insert(table).values(rows)
-            my_set: dict[str, Any] = {c: my.inserted[c] for c in inserted}
-            conn.execute(my.on_duplicate_key_update({**fixed, **my_set}))
+        """INSERT rows; on a duplicate key set the ``inserted`` columns from the row (MySQL ON
+        DUPLICATE KEY UPDATE / SQLite ON CONFLICT). Row values that are :data:`NOW` become part
+        of the statement, the rest parameters, so the compiled statement is cached."""
+        now_cols = tuple(c for c, v in rows[0].items() if v is NOW)
+        sig = ("upsert", table.name, now_cols, tuple(keys), tuple(inserted))
+        stmt = self._statements.get(sig)
+        if stmt is None:
+            fixed = {c: NOW for c in now_cols}
+            if self.is_mysql:
+                my = mysql_dialect.insert(table).values(fixed)
+                stmt = my.on_duplicate_key_update({c: my.inserted[c] for c in inserted})
+            else:
+                lite = sqlite_dialect.insert(table).values(fixed)
+                stmt = lite.on_conflict_do_update(
+                    index_elements=list(keys), set_={c: lite.excluded[c] for c in inserted}
+                )
+            self._statements[sig] = stmt
+        params = [{c: v for c, v in row.items() if v is not NOW} for row in rows]
+        if self.is_mysql and len(params) > 1:
+            for row in params:  # pymysql sends an executemany with SQL functions row by row
+                conn.execute(stmt, row)
         else:
-            lite = sqlite_dialect.insert(table).values(rows)
-            lite_set: dict[str, Any] = {c: lite.excluded[c] for c in inserted}
-            conn.execute(
-                lite.on_conflict_do_update(index_elements=list(keys), set_={**fixed, **lite_set})
-            )
+            conn.execute(stmt, params[0] if len(params) == 1 else params)
+
+    def _wrote(self, *, unlogged: bool = False) -> None:
+        """Count a committed write that may change the answers (see :meth:`load_changes`)."""
+        with self._count_lock:
+            self._writes += 1
+            if unlogged:
+                self._unlogged += 1
+
+    @property
+    def _local(self) -> tuple[int, int]:
+        return self._writes, self._unlogged
 
     # -- K8STARS writes -----------------------------------------------------------------------
 
@@ -357,12 +401,13 @@ class Store:
         """onStartup: node, server and adapter upserts; replaces a dead pod's rows (K8STARS #14)."""
         reg = validate_startup(req)
         self._run(lambda conn: self._startup(conn, reg))
+        self._wrote()
 
     def _startup(self, conn: Connection, reg: Startup) -> None:
-        node_row = conn.execute(
-            select(_n.id, _n.pod_uid).where(_n.node_name == reg.node).with_for_update()
-        ).first()
         if reg.pod_uid:
+            node_row = conn.execute(
+                select(_n.id, _n.pod_uid).where(_n.node_name == reg.node).with_for_update()
+            ).first()
             node_uid = (node_row.pod_uid or "") if node_row is not None else ""
             dead = []
             for row in conn.execute(
@@ -392,7 +437,7 @@ class Store:
         node_update = ["last_reg_time", "last_heartbeat", "present_state", "modify_time"]
         if reg.pod_uid:  # an old client does not erase the identity a new one recorded
             node_update += ["pod_name", "pod_uid"]
-        self._upsert(conn, t_node_info, [node_values], ["node_name"], node_update, {})
+        self._upsert(conn, t_node_info, [node_values], ["node_name"], node_update)
 
         server_values: dict[str, Any] = {
             "application": reg.application,
@@ -421,7 +466,6 @@ class Store:
             [server_values],
             keys,
             [c for c in server_values if c not in keys],
-            {},
         )
 
         names = [a.adapter_name for a in reg.adapters]
@@ -445,17 +489,15 @@ class Store:
                 for a in reg.adapters
             ]
             columns = [c for c in rows[0] if c not in (*keys, "adapter_name")]
-            self._upsert(conn, t_adapter_conf, rows, [*keys, "adapter_name"], columns, {})
-        # Adapters no longer listed go (the server's registry_timestamp moved in this
-        # transaction, so pollers reload the whole server and see the removal).
-        stale = delete(t_adapter_conf).where(
-            _a.application == reg.application,
-            _a.server_name == reg.server,
-            _a.node_name == reg.node,
-        )
+            self._upsert(conn, t_adapter_conf, rows, [*keys, "adapter_name"], columns)
+        # Adapters no longer listed go; pollers reload the (application, server, node) from
+        # the change log and see the removal.
+        where = {"app": reg.application, "server": reg.server, "node": reg.node}
         if names:
-            stale = stale.where(_a.adapter_name.not_in(names))
-        conn.execute(stale)
+            conn.execute(_STALE_ADAPTERS, {**where, "names": names})
+        else:
+            conn.execute(_ALL_ADAPTERS, where)
+        _log_changes(conn, [(reg.application, reg.server, reg.node)])
 
     def keep_alive(self, req: object) -> KeepAliveResult:
         """keepAlive for one request (the service layer should prefer batches)."""
@@ -481,7 +523,9 @@ class Store:
         if not coalesced:
             return KeepAliveResult(0, 0, 0)
         chunk = _CHUNK if self._backend == "sqlite" else 5 * _CHUNK
-        return self._run(lambda conn: _apply_beats(conn, list(coalesced.values()), chunk))
+        result = self._run(lambda conn: _apply_beats(conn, list(coalesced.values()), chunk))
+        self._wrote(unlogged=True)  # which states changed is not known here
+        return result
 
     def on_prestop(self, req: object) -> int:
         """onPrestop. With application/server: delete that server's adapters, server row and
@@ -499,7 +543,9 @@ class Store:
             )
             return _rowcount(result)
 
-        return self._run(run)
+        n = self._run(run)
+        self._wrote(unlogged=not stop.application)
+        return n
 
     def register_metrics(self, req: object) -> int:
         """registerMetrics: ``t_server_conf.metrics_port`` (0 → 9325). Returns rows matched."""
@@ -620,7 +666,10 @@ class Store:
             )
             return ExpireResult(inactive_servers, inactive_nodes, *counts, pruned)
 
-        return self._run(run)
+        result = self._run(run)
+        if result.inactive_servers or result.deleted_servers or result.deleted_adapters:
+            self._wrote(unlogged=result.inactive_servers > 0)
+        return result
 
     def clean(self, before: datetime | str | None = None, dry_run: bool = True) -> CleanReport:
         """The original's admin ``clean``: servers, adapters, host-level configs and nodes whose
@@ -675,7 +724,10 @@ class Store:
                 nodes=tuple(nodes),
             )
 
-        return self._run(run, read=dry_run)
+        report = self._run(run, read=dry_run)
+        if not dry_run and (report.servers or report.adapters):
+            self._wrote()
+        return report
 
     # -- the registry's own servants ----------------------------------------------------------
 
@@ -705,9 +757,9 @@ class Store:
                 [values],
                 ["locator_id", "servant"],
                 ["endpoint", "last_heartbeat", "present_state", "tars_version", "modify_time"],
-                {},
             )
         )
+        self._wrote(unlogged=True)  # t_registry_info is read by full checks only
 
     def expire_registry_info(self, timeout_s: float) -> int:
         """``t_registry_info`` rows silent for ``timeout_s`` turn inactive; returns how many."""
@@ -725,21 +777,47 @@ class Store:
                 )
             )
 
-        return self._run(run)
+        n = self._run(run)
+        if n:
+            self._wrote(unlogged=True)
+        return n
+
+    def deregister_registry_info(self, locator_id: str) -> int:
+        """Mark the ``t_registry_info`` rows of ``locator_id`` inactive (a registry stopping
+        gracefully); returns how many rows matched."""
+        if not locator_id or len(locator_id) > 128:  # t_registry_info.locator_id
+            raise StoreValidationError(
+                f"deregister_registry_info: bad locator id {locator_id[:200]!r}"
+            )
+        r = t_registry_info.c
+        stmt = (
+            update(t_registry_info)
+            .where(r.locator_id == locator_id)
+            .ordered_values((r.modify_time, NOW), (r.present_state, "inactive"))
+        )
+        n = self._run(lambda conn: _rowcount(conn.execute(stmt)))
+        self._wrote(unlogged=True)
+        return n
 
     # -- reads for the index ------------------------------------------------------------------
 
     def load_snapshot(self) -> tuple[RegistrySnapshot, Watermark]:
         """Everything the query index needs (one consistent read) and a watermark to poll from."""
-        return self._run(_load_snapshot, read=True)
+        local = self._local
+        return self._run(lambda conn: _load_snapshot(conn, local), read=True)
 
     def load_changes(
         self, watermark: Watermark
     ) -> tuple[dict[GroupKey, tuple[InstanceRow, ...]], frozenset[GroupKey], Watermark]:
         """What changed since ``watermark``: the complete new rows of every changed
         ``(application, server_name)`` (replace that server's rows in the index), the servers
-        that no longer have rows, and the next watermark. Cheap enough to poll every 0.5 s."""
-        return self._run(lambda conn: _load_changes(conn, watermark, self._poll), read=True)
+        that no longer have rows, and the next watermark. Cheap enough to poll every 0.5 s;
+        right after writes through this store that are all in the change log (onStartup,
+        onPrestop) it reads just the change log and what it names (see
+        :mod:`.store_changes`)."""
+        local = self._local
+        return self._run(lambda conn: _load_changes(conn, watermark, self._poll, local),
+                         read=True)  # fmt: skip
 
 
 # -- helpers shared by the operations -----------------------------------------------------------
@@ -756,13 +834,24 @@ def _case_changed(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return case((condition, NOW), else_=_s.registry_timestamp)
 
 
+_LOG_INSERT = insert(t_k8stars_change).values(changed_at=NOW)
+_ALL_ADAPTERS = delete(t_adapter_conf).where(
+    _a.application == bindparam("app"),
+    _a.server_name == bindparam("server"),
+    _a.node_name == bindparam("node"),
+)
+_STALE_ADAPTERS = _ALL_ADAPTERS.where(_a.adapter_name.not_in(bindparam("names", expanding=True)))
+
+
 def _log_changes(conn: Connection, keys: Iterable[tuple[str, str, str]]) -> None:
-    rows = [
-        {"application": a, "server_name": s, "node_name": n, "changed_at": NOW}
-        for a, s, n in sorted(set(keys))
-    ]
-    for chunk in _chunks(rows, 500):
-        conn.execute(insert(t_k8stars_change).values(list(chunk)))
+    """Name the (application, server, node) triples this transaction changes in the change
+    log, for the polls of every replica (see :mod:`.store_changes`)."""
+    rows = [{"application": a, "server_name": s, "node_name": n} for a, s, n in sorted(set(keys))]
+    if len(rows) == 1:  # the common case: a compiled statement from the cache
+        conn.execute(_LOG_INSERT, rows[0])
+        return
+    for chunk in _chunks(rows, 500):  # one multi-row INSERT per chunk
+        conn.execute(insert(t_k8stars_change).values([{**r, "changed_at": NOW} for r in chunk]))
 
 
 def _delete_servers(conn: Connection, keys: Sequence[tuple[str, str, str]]) -> tuple[int, int, int]:
