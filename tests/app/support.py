@@ -30,6 +30,8 @@ from k8stars.tars.idl.loader import framework, load
 from k8stars.tars.servant import Servant, current
 from k8stars.tars.server import Server
 
+from ..interop.static_query import StaticQuery as StaticQuery  # re-exported for the app tests
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 HELLO_IDL = load(EXAMPLES / "hello" / "SayHello.tars")
@@ -129,49 +131,6 @@ def make_tars_path(tmp: Path, *, example: str | None = None, meta: str | None = 
                    check=True, capture_output=True, timeout=30)
     server = yaml.safe_load((root / "data" / "server_info.yaml").read_text())["build_server"]
     return TarsPath(root, server, ip, full_env)
-
-
-class StaticQuery(Servant, interface=QUERY):
-    """A QueryF servant answering from a mutable table (until the real registry lands)."""
-
-    def __init__(self, table: dict[str, list[Endpoint]] | None = None) -> None:
-        self.table = table if table is not None else {}
-        self.queries: list[str] = []
-
-    def _active(self, obj: str) -> list[Any]:
-        self.queries.append(obj)
-        return [EndpointF(**ep.endpointf_fields()) for ep in self.table.get(obj, [])]
-
-    def findObjectById(self, id: str) -> list[Any]:
-        return self._active(id)
-
-    def findObjectById4Any(self, id: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectById4All(self, id: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectByIdInSameGroup(self, id: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectByIdInSameStation(self, id: str, sStation: str
-                                    ) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectByIdInSameSet(self, id: str, setId: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectNodeName(self, id: str) -> tuple[int, list[str]]:
-        return 0, [ep.host for ep in self.table.get(id, [])]
-
-    def registerChange(self, timestamp: dict[str, str], name: str) -> int:
-        return -1
-
-    def registerQuery(self, id: str, name: str) -> int:
-        return -1
-
-    def getLocker(self, req: Any) -> int:
-        return -1
 
 
 class StaticConfig(Servant, interface=CONFIG):

@@ -14,7 +14,6 @@ import pytest
 from k8stars.tars.client import Communicator
 from k8stars.tars.codec import StructType
 from k8stars.tars.codec.plain import from_plain, to_plain
-from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.errors import TarsRemoteError
 from k8stars.tars.idl.loader import framework
 from k8stars.tars.servant import Servant
@@ -22,6 +21,7 @@ from k8stars.tars.server import Server
 
 from .calc_servant import CALC, IDL, CalcImp
 from .node_rpc import calc_server, node_available, run_calc_client
+from .static_query import StaticQuery
 
 pytestmark = [
     pytest.mark.interop,
@@ -158,51 +158,6 @@ def test_python_client_calls_node_server() -> None:
                 assert await calc.echo("__notified__") == "tars.setloglevel DEBUG"
 
     run(scenario)
-
-
-class StaticQuery(Servant, interface=QUERY):
-    """A QueryF servant answering from a fixed table (the registry proper is issue 4)."""
-
-    def __init__(self, table: dict[str, list[Endpoint]]) -> None:
-        self.table = table
-        self.contexts: list[dict[str, str]] = []
-
-    def _active(self, obj: str) -> list[Any]:
-        from k8stars.tars.servant import current
-
-        self.contexts.append(dict(current().context))
-        return [EndpointF(**ep.endpointf_fields()) for ep in self.table.get(obj, [])]
-
-    def findObjectById(self, id: str) -> list[Any]:
-        return self._active(id)
-
-    def findObjectById4Any(self, id: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectById4All(self, id: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectByIdInSameGroup(self, id: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectByIdInSameStation(self, id: str, sStation: str) -> tuple[int, list[Any],
-                                                                          list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectByIdInSameSet(self, id: str, setId: str) -> tuple[int, list[Any], list[Any]]:
-        return 0, self._active(id), []
-
-    def findObjectNodeName(self, id: str) -> tuple[int, list[str]]:
-        return 0, [ep.host for ep in self.table.get(id, [])]
-
-    def registerChange(self, timestamp: dict[str, str], name: str) -> int:
-        return -1
-
-    def registerQuery(self, id: str, name: str) -> int:
-        return -1
-
-    def getLocker(self, req: Any) -> int:
-        return -1
 
 
 def test_node_client_resolves_through_python_queryf() -> None:
