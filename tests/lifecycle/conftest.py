@@ -16,3 +16,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def need_node() -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
+    from ..interop.node_peer import ensure_node_modules
+
+    ensure_node_modules()

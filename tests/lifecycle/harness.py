@@ -273,7 +273,9 @@ class NodeLoad:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        env = dict(os.environ, NODE_NO_WARNINGS="1")
+        # the example's glue finds @tars/* in its own node_modules, else in the interop tests'
+        modules = Path(__file__).resolve().parents[1] / "interop" / "node" / "node_modules"
+        env = dict(os.environ, NODE_NO_WARNINGS="1", NODE_PATH=str(modules))
         with open(self.log, "ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 "node", str(NODE_LOOP), self.locator, SERVANT, str(REFRESH_MS),

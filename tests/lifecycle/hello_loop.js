@@ -4,10 +4,16 @@
 // On SIGTERM prints {"ok": N, "failed": M} and exits. Endpoint refresh: @tars/rpc hard-codes
 // 60 s in EndpointManager's constructor; a prototype accessor makes it REFRESH_MS instead.
 "use strict";
+var fs = require("fs");
 var path = require("path");
 var hello = path.resolve(__dirname, "../../examples/node-hello");
-var TarsRpc = require(path.join(hello, "node_modules/@tars/rpc"));
-var EM = require(path.join(hello, "node_modules/@tars/rpc/core/client/EndpointManager.js"));
+// the example's own node_modules when `npm ci` ran there, else the interop tests' copy
+var modules = path.join(hello, "node_modules");
+if (!fs.existsSync(path.join(modules, "@tars/rpc"))) {
+  modules = path.resolve(__dirname, "../interop/node/node_modules");
+}
+var TarsRpc = require(path.join(modules, "@tars/rpc"));
+var EM = require(path.join(modules, "@tars/rpc/core/client/EndpointManager.js"));
 var glue = require(path.join(hello, "sayhello_glue.js"));
 
 var locator = process.argv[2], servant = process.argv[3];
