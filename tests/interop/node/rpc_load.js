@@ -26,6 +26,8 @@
 
 "use strict";
 
+var drive = require("./closed_loop.js").drive;
+
 var TarsRpc = require("@tars/rpc");
 var glue = require("./calc_glue.js");
 
@@ -72,16 +74,6 @@ function parseArgs(argv) {
     return opts;
 }
 
-var now = function () { return Number(process.hrtime.bigint()) / 1e6; };   // ms
-
-function percentile(sorted, p) {
-    if (sorted.length === 0) return null;
-    var idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1));
-    return sorted[idx];
-}
-
-function round3(x) { return x === null ? null : Math.round(x * 1000) / 1000; }
-
 function openConnections(proxy) {
     var n = 0;
     proxy._worker._manager.getAllAdapters().forEach(function (adapter) {
@@ -115,69 +107,10 @@ function main() {
             return proxy.echo(payload).then(function (d) { return d.response.return === payload; });
         };
 
-    var t0 = now();
-    var mStart = t0 + opts.warmup * 1000;
-    var mEnd = mStart + opts.seconds * 1000;
-    var lat = [];
-    var errors = 0;
-    var errorCodes = {};
-
-    function countError(code) {
-        errors++;
-        var key = String(code);
-        errorCodes[key] = (errorCodes[key] || 0) + 1;
-    }
-
-    // N independent loops (call, wait, call again) driven by callbacks, so that no promise
-    // chain grows with the number of calls.
-    var active = opts.concurrency;
-    var finished;
-    var allDone = new Promise(function (resolve) { finished = resolve; });
-
-    function next() {
-        if (now() >= mEnd) {
-            if (--active === 0) finished();
-            return;
-        }
-        var start = now();
-        makeCall().then(function (good) {
-            var end = now();
-            if (start >= mStart && end <= mEnd) {
-                if (good) lat.push(end - start);
-                else countError("mismatch");
-            }
-            next();
-        }, function (e) {
-            var end = now();
-            if (start >= mStart && end <= mEnd) {
-                var err = e && e.response && e.response.error;
-                countError(err && err.code !== undefined ? err.code : "exception");
-            }
-            next();
-        });
-    }
-
-    for (var c = 0; c < opts.concurrency; c++) next();
-    allDone.then(function () {
-        var connections = openConnections(proxy);
-        lat.sort(function (a, b) { return a - b; });
-        var sum = 0;
-        for (var j = 0; j < lat.length; j++) sum += lat[j];
-        var result = {
-            calls: lat.length,
-            errors: errors,
-            seconds: opts.seconds,
-            calls_per_s: Math.round(lat.length / opts.seconds * 10) / 10,
-            p50_ms: round3(percentile(lat, 50)),
-            p90_ms: round3(percentile(lat, 90)),
-            p99_ms: round3(percentile(lat, 99)),
-            max_ms: round3(lat.length ? lat[lat.length - 1] : null),
-            mean_ms: round3(lat.length ? sum / lat.length : null),
-            call: opts.call,
-            concurrency: opts.concurrency,
-            connections: connections,
-            error_codes: errorCodes,
-        };
+    drive(makeCall, opts).then(function (result) {
+        result.call = opts.call;
+        result.concurrency = opts.concurrency;
+        result.connections = openConnections(proxy);
         comm.destroy();
         process.stdout.write(JSON.stringify(result) + "\n", function () { process.exit(0); });
     }).catch(function (e) {
