@@ -213,11 +213,11 @@ def _skip_condition(f: Field, v: str) -> str | None:
     return f"{v} != {f.default!r}"
 
 
-def _build_encoder(cls: type[Struct], fields: tuple[Field, ...], ns: _Namespace) -> str:
+def _build_encoder(fields: tuple[Field, ...], ns: _Namespace) -> str:
+    """The encoder; ``f`` names the field being written, for the path of an encode error."""
     src = _Source()
     src.line("def enc(obj, out):")
     src.indent += 1
-    src.line("f = None")
     src.line("try:")
     src.indent += 1
     for f in fields:
@@ -233,11 +233,12 @@ def _build_encoder(cls: type[Struct], fields: tuple[Field, ...], ns: _Namespace)
     if not fields:
         src.line("pass")
     src.indent -= 1
+    # every statement that can raise comes after the first ``f = ...``
     src.line("except TarsEncodeError as exc:")
-    src.line(f"    exc.path.insert(0, f) if f else exc.path.insert(0, {cls.__tars_name__!r})")
+    src.line("    exc.path.insert(0, f)")
     src.line("    raise")
     src.line("except (TypeError, ValueError, AttributeError, OverflowError, StructError) as exc:")
-    src.line("    raise TarsEncodeError(describe(exc), [f] if f else []) from None")
+    src.line("    raise TarsEncodeError(describe(exc), [f]) from None")
     return src.text()
 
 
@@ -507,7 +508,7 @@ def compile_struct(cls: type[Struct], missing: object) -> dict[str, Any]:
     ns = _Namespace()
     ns.globals.update(NAME=cls.__tars_name__, C=cls, new=object.__new__, MISSING=missing)
     source = "\n".join((
-        _build_encoder(cls, fields, ns),
+        _build_encoder(fields, ns),
         _build_decoder(cls, fields, ns),
         _build_init(fields, ns),
         _build_eq_repr(cls, fields),
