@@ -17,7 +17,8 @@ thread pool. Background tasks:
 * **expiry** (every ``expire_interval_s``, 10 s): ``Store.expire`` (inactive after
   ``inactive_after_s``, deleted after ``delete_after_s``) and ``Store.expire_registry_info``.
   Idempotent, so every replica may run it. It is held back for ``inactive_after_s`` after start
-  and after a database outage, so that instances get the chance to heartbeat first.
+  and after a database outage, so that instances get the chance to heartbeat first, and while
+  accepted heartbeats wait to be written (a write stuck on a connection that died silently).
 * **self-registration** (every ``self_register_interval_s``, 10 s): this registry's servants in
   ``t_registry_info``, so ``tars.tarsregistry.QueryObj`` and ``tars.tarsregistry.Registry``
   resolve through QueryF.
@@ -84,6 +85,8 @@ BeatKey = tuple[str, str, str, str]  # node, application, server, pod UID
 _ROUTABLE = "active"
 _NO_NODES: dict[str, tuple[InstanceRow, ...]] = {}
 _monotonic = time.monotonic
+#: Expiry waits while accepted heartbeats are older than the flush interval plus this (s).
+WRITE_LAG_S = 2.0
 
 
 class RegistryBusyError(StoreUnavailableError):
@@ -268,6 +271,7 @@ class RegistryService:
         # journal
         self._journal: deque[_Entry] = deque()
         self._open: _BeatBatch | None = None  # the journal's tail batch, taking new beats
+        self._writing: _BeatBatch | None = None  # the batch being written (out of the journal)
         self._pending_ops = 0
         self._writer_wake = asyncio.Event()
         self._db_back = asyncio.Event()
@@ -683,6 +687,7 @@ class RegistryService:
 
     async def _write_batch(self, batch: _BeatBatch) -> bool:
         beats = list(batch.beats.values())
+        self._writing = batch
         try:
             result = await self._db(self.store.keep_alive_batch, beats)
         except StoreUnavailableError:
@@ -703,6 +708,8 @@ class RegistryService:
         except StoreValidationError as exc:  # pragma: no cover - validated on arrival
             log.error("dropping %d heartbeat(s): %s", len(beats), exc)
             result = None
+        finally:
+            self._writing = None
         self._written_epoch += 1
         for overlay in batch.overlays:
             overlay.written = self._written_epoch
@@ -987,13 +994,26 @@ class RegistryService:
             await asyncio.sleep(opts.expire_interval_s)
             await self.expire_once()
 
+    def beats_behind_s(self) -> float:
+        """How long the oldest accepted heartbeat not yet written has waited (0: none)."""
+        oldest = [b.created for b in self._journal if isinstance(b, _BeatBatch)]
+        if self._writing is not None:
+            oldest.append(self._writing.created)
+        return _monotonic() - min(oldest) if oldest else 0.0
+
     async def expire_once(self, *, force: bool = False) -> bool:
-        """One expiry round (skipped while degraded or in the grace period unless ``force``).
-        True when it ran."""
+        """One expiry round, unless ``force`` skipped while degraded, in the grace period, or
+        while heartbeats wait to be written (the database's ``last_heartbeat`` is then behind
+        through no fault of the pods: a write stuck on a dead connection). True when it ran."""
         opts = self.options
-        if not force and (self.degraded or
-                          _monotonic() - self._healthy_since < opts.grace_s):  # fmt: skip
-            return False
+        if not force:
+            if self.degraded or _monotonic() - self._healthy_since < opts.grace_s:
+                return False
+            behind = self.beats_behind_s()
+            if behind > opts.flush_interval_s + WRITE_LAG_S:
+                log.info("expiry skipped: heartbeats accepted %.1f s ago are not written yet",
+                         behind)
+                return False
         try:
             result = await self._db(self.store.expire, opts.inactive_after_s, opts.delete_after_s)
             stale = await self._db(self.store.expire_registry_info, opts.registry_timeout_s)
