@@ -4,7 +4,8 @@
   ``bin/`` (the image), the pod's environment (``POD_IP`` 127.0.0.x, ``POD_NAME``, ``POD_UID``,
   ``TARS_LOCATOR`` ... as the downward API and the manifest set them), and the container's main
   process ``tarscli supervisor`` in its own session; its output goes to ``container.log``
-  (``kubectl logs``).
+  (``kubectl logs``). With ``netns``, the pod's processes (main, probe, hook) run in that
+  network namespace, as a pod's containers share the pod's network.
 * **readiness probe**: ``tarscli hzcheck`` exec-ed with the pod's environment every period
   (every half period until the pod is first ready); ``failure_threshold`` failures in a row
   make a ready pod not ready.
@@ -77,7 +78,8 @@ class Pod:
     """One replica of a service; ``on_change`` is called after every visible change."""
 
     def __init__(self, spec: ServiceSpec, name: str, ip: str, slot: int, config: RunnerConfig,
-                 directory: Path, state_dir: str, on_change: Callable[[Pod], None]) -> None:
+                 directory: Path, state_dir: str, on_change: Callable[[Pod], None], *,
+                 netns: str | None = None) -> None:
         self.spec = spec
         self.name = name
         self.ip = ip
@@ -87,6 +89,7 @@ class Pod:
         self.dir = directory
         self.state_dir = state_dir
         self.on_change = on_change
+        self.netns = netns
         self.state = PodState.STARTING
         self.detail = ""
         self.tars_state = ""
@@ -139,6 +142,11 @@ class Pod:
         })
         return env
 
+    def command(self, *args: str) -> list[str]:
+        """``tarscli args`` as run in the pod (inside its network namespace, if it has one)."""
+        argv = [*tool_command("tarscli", "k8stars.cli.main"), *args]
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def prepare(self, version: str) -> None:
@@ -163,7 +171,7 @@ class Pod:
         logfile = open(self.dir / "container.log", "ab")  # noqa: SIM115 (handed to the child)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *tool_command("tarscli", "k8stars.cli.main"), "supervisor",
+                *self.command("supervisor"),
                 env=self.env(), cwd=self.tars_path, stdin=asyncio.subprocess.DEVNULL,
                 stdout=logfile, stderr=logfile, start_new_session=True)
         finally:
@@ -235,7 +243,7 @@ class Pod:
             return False, "main process not running"
         try:
             proc = await asyncio.create_subprocess_exec(
-                *tool_command("tarscli", "k8stars.cli.main"), "hzcheck", env=self.env(),
+                *self.command("hzcheck"), env=self.env(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
@@ -317,7 +325,7 @@ class Pod:
         logfile = open(self.dir / "container.log", "ab")  # noqa: SIM115
         try:
             hook = await asyncio.create_subprocess_exec(
-                *tool_command("tarscli", "k8stars.cli.main"), "prestop", env=self.env(),
+                *self.command("prestop"), env=self.env(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
                 start_new_session=True)
         finally:
