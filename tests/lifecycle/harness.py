@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k8stars.local.pod import Pod, tool_command
+from k8stars.local.pod import Pod, PodState, tool_command
 from k8stars.local.registry import RegistryView, http_get
 from k8stars.local.spec import RunnerConfig, ServiceSpec, load_service
 from k8stars.local.state import MARKER_VAR, find_processes, kill_processes
 from k8stars.tars.client import Communicator
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.idl.loader import load
+
+from .netns import Namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello"
@@ -58,8 +60,10 @@ def free_ports(count: int) -> list[int]:
 class Registry:
     """One ``tarsregistry`` process on free ports; ``db`` is a URL shared by replicas."""
 
-    def __init__(self, workdir: Path, db: str, name: str = "registry") -> None:
+    def __init__(self, workdir: Path, db: str, name: str = "registry",
+                 host: str = "127.0.0.1") -> None:
         self.dir = workdir / name
+        self.host = host
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = db
         self.query_port, self.registry_port, self.metrics_port = free_ports(3)
@@ -68,7 +72,7 @@ class Registry:
 
     @property
     def endpoint(self) -> str:
-        return f"tcp -h 127.0.0.1 -p {self.query_port}"
+        return f"tcp -h {self.host} -p {self.query_port}"
 
     async def start(self, timeout: float = 20.0) -> None:
         env = {k: v for k, v in os.environ.items()
@@ -78,7 +82,7 @@ class Registry:
         with open(self.dir / "registry.log", "ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 *tool_command("tarsregistry", "k8stars.registry.main"),
-                "--host", "127.0.0.1", "--advertise-host", "127.0.0.1",
+                "--host", self.host, "--advertise-host", self.host,
                 "--query-port", str(self.query_port), "--registry-port", str(self.registry_port),
                 "--admin-port", "0", "--metrics-port", str(self.metrics_port),
                 "--db", self.db, "--inactive-after", INACTIVE_AFTER, "--delete-after", "1h",
@@ -90,11 +94,16 @@ class Registry:
             if self.process.returncode is not None:
                 raise RuntimeError(f"tarsregistry exited: {self.log_tail()}")
             with contextlib.suppress(OSError, asyncio.TimeoutError):
-                status, _ = await http_get("127.0.0.1", self.metrics_port, "/healthz", 1.0)
+                status, _ = await http_get(self.host, self.metrics_port, "/healthz", 1.0)
                 if status == 200:
                     return
             await asyncio.sleep(0.05)
         raise RuntimeError(f"tarsregistry not healthy: {self.log_tail()}")
+
+    async def health(self) -> str:
+        """The body of ``/healthz`` (``ok``, ``degraded: <reason>``); raises OSError if down."""
+        status, body = await http_get(self.host, self.metrics_port, "/healthz", 2.0)
+        return f"{status} {body.strip()}"
 
     def log_tail(self) -> str:
         try:
@@ -153,14 +162,16 @@ class Cluster:
     def locator(self) -> str:
         return self.config.locator
 
-    async def create_pod(self, ip: str | None = None, slot: int | None = None) -> Pod:
+    async def create_pod(self, ip: str | None = None, slot: int | None = None,
+                         netns: Namespace | None = None) -> Pod:
+        """A new pod at ``ip`` (default: the next 127.0.x.y), or in the namespace ``netns``."""
         self._ordinal += 1
         n = self._ordinal
-        ip = ip or f"127.0.{self._ip_base}.{10 + n}"
+        ip = netns.ip if netns else ip or f"127.0.{self._ip_base}.{10 + n}"
         slot = n if slot is None else slot
         name = f"hellopy-{n}"
         pod = Pod(self.spec, name, ip, slot, self.config, self.workdir / "pods" / name,
-                  str(self.workdir), lambda p: None)
+                  str(self.workdir), lambda p: None, netns=netns.name if netns else None)
         await asyncio.to_thread(pod.prepare, "v1")
         await pod.start()
         self.pods.append(pod)
@@ -223,10 +234,13 @@ class Counts:
 
 
 class PythonLoad:
-    """``concurrency`` Python callers in a loop through the locator."""
+    """``concurrency`` Python callers in a loop through the locator (or to ``target``, a proxy
+    string with endpoints)."""
 
-    def __init__(self, locator: str, concurrency: int = 2, pause: float = 0.01) -> None:
+    def __init__(self, locator: str, concurrency: int = 2, pause: float = 0.01,
+                 target: str = SERVANT) -> None:
         self.locator = locator
+        self.target = target
         self.concurrency = concurrency
         self.pause = pause
         self.counts = Counts()
@@ -237,7 +251,7 @@ class PythonLoad:
     async def start(self) -> None:
         self.comm = Communicator(locator=self.locator, sync_invoke_timeout=3000,
                                  refresh_endpoint_interval=REFRESH_MS)
-        proxy = self.comm.proxy(SAY_HELLO, SERVANT)
+        proxy = self.comm.proxy(SAY_HELLO, self.target)
         # the first answer before the load starts: failures afterwards are the scenario's
         await proxy.SayHello("warmup")
         self._tasks = [asyncio.get_running_loop().create_task(self._run(proxy))
@@ -313,3 +327,34 @@ async def rolling_update(cluster: Cluster, old: list[Pod]) -> list[Pod]:
         await cluster.delete(pod)
     return new
 
+
+
+async def serving_cluster(workdir: Path, registries: list[Registry], replicas: int = 3,
+                          netns: list[Namespace] | None = None
+                          ) -> tuple[Cluster, PythonLoad, NodeLoad]:
+    """Registries started, ``replicas`` pods serving (one per namespace of ``netns`` if given),
+    and a Python and a TarsNode client calling through the registry."""
+    for reg in registries:
+        await reg.start()
+    cluster = Cluster(workdir, registries)
+    pods = [await cluster.create_pod(netns=netns[i] if netns else None)
+            for i in range(replicas)]
+    for pod in pods:
+        await cluster.wait_serving(pod)
+    py, node = PythonLoad(cluster.locator), NodeLoad(cluster.locator, workdir)
+    await py.start()
+    await node.start()
+    await asyncio.sleep(1.0)
+    return cluster, py, node
+
+
+async def watch_ready(cluster: Cluster, stop: asyncio.Event) -> list[str]:
+    """Every state other than ready of a pod that was ready (and is not being deleted) seen
+    while ``stop`` is not set."""
+    seen: list[str] = []
+    while not stop.is_set():
+        seen += [f"{p.name}: {p.state} {p.detail}" for p in cluster.pods
+                 if p.ever_ready.is_set()
+                 and p.state not in (PodState.READY, PodState.TERMINATING, PodState.TERMINATED)]
+        await asyncio.sleep(0.1)
+    return seen

@@ -9,33 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from k8stars.local.pod import PodState
-
-from .harness import INACTIVE_AFTER, Cluster, NodeLoad, PythonLoad, Registry
+from .harness import INACTIVE_AFTER, SERVANT, Registry, serving_cluster, watch_ready
 
 pytestmark = pytest.mark.lifecycle
 
 EXPIRY = float(INACTIVE_AFTER.rstrip("s"))
 
 
-async def _serving_cluster(workdir: Path, registries: list[Registry], replicas: int = 3
-                           ) -> tuple[Cluster, PythonLoad, NodeLoad]:
-    for reg in registries:
-        await reg.start()
-    cluster = Cluster(workdir, registries)
-    pods = [await cluster.create_pod() for _ in range(replicas)]
-    for pod in pods:
-        await cluster.wait_serving(pod)
-    py, node = PythonLoad(cluster.locator), NodeLoad(cluster.locator, workdir)
-    await py.start()
-    await node.start()
-    await asyncio.sleep(1.0)
-    return cluster, py, node
-
-
 async def _pod_sigkilled(workdir: Path) -> dict[str, object]:
     reg = Registry(workdir, f"sqlite:///{workdir / 'registry.db'}")
-    cluster, py, node = await _serving_cluster(workdir, [reg])
+    cluster, py, node = await serving_cluster(workdir, [reg])
     try:
         victim = cluster.pods[0]
         ep, ip, slot, old_uid = cluster.endpoint(victim), victim.ip, victim.slot, victim.uid
@@ -57,7 +40,7 @@ async def _pod_sigkilled(workdir: Path) -> dict[str, object]:
         # same IP (and port range), new identity
         back = await cluster.create_pod(ip=ip, slot=slot)
         back_in = await cluster.wait_serving(back)
-        active, inactive = await cluster.view.lookup(cluster_servant())
+        active, inactive = await cluster.view.lookup(SERVANT)
         await asyncio.sleep(1.0)
         pyc, nodec = await py.stop(), await node.stop()
         return {"endpoint": ep, "new_endpoint": cluster.endpoint(back), "expired": expired,
@@ -66,11 +49,6 @@ async def _pod_sigkilled(workdir: Path) -> dict[str, object]:
                 "py_window": (py_before, py_after), "node_window": (node_before, node_after)}
     finally:
         await cluster.close()
-
-
-def cluster_servant() -> str:
-    from .harness import SERVANT
-    return SERVANT
 
 
 def test_pod_sigkilled(tmp_path: Path, need_node: None) -> None:
@@ -94,22 +72,12 @@ def test_pod_sigkilled(tmp_path: Path, need_node: None) -> None:
     assert len(r["active"]) == 3  # type: ignore[arg-type]
 
 
-async def _watch_ready(cluster: Cluster, stop: asyncio.Event) -> list[str]:
-    """Every pod state other than ready seen while ``stop`` is not set."""
-    seen: list[str] = []
-    while not stop.is_set():
-        seen += [f"{p.name}: {p.state} {p.detail}" for p in cluster.pods
-                 if p.state != PodState.READY]
-        await asyncio.sleep(0.1)
-    return seen
-
-
 async def _registry_restarted(workdir: Path) -> dict[str, object]:
     reg = Registry(workdir, f"sqlite:///{workdir / 'registry.db'}")
-    cluster, py, node = await _serving_cluster(workdir, [reg])
+    cluster, py, node = await serving_cluster(workdir, [reg])
     try:
         stop = asyncio.Event()
-        watcher = asyncio.get_running_loop().create_task(_watch_ready(cluster, stop))
+        watcher = asyncio.get_running_loop().create_task(watch_ready(cluster, stop))
         await reg.stop(signal.SIGTERM)
         await asyncio.sleep(3.0)  # down longer than a client refresh and a few probes
         await reg.start()
@@ -162,10 +130,10 @@ def _mysql(url: str, sql: str) -> None:
 
 async def _replica_killed(workdir: Path, url: str) -> dict[str, object]:
     regs = [Registry(workdir, url, "registry-a"), Registry(workdir, url, "registry-b")]
-    cluster, py, node = await _serving_cluster(workdir, regs)
+    cluster, py, node = await serving_cluster(workdir, regs)
     try:
         stop = asyncio.Event()
-        watcher = asyncio.get_running_loop().create_task(_watch_ready(cluster, stop))
+        watcher = asyncio.get_running_loop().create_task(watch_ready(cluster, stop))
         await regs[0].stop(signal.SIGKILL)
         await asyncio.sleep(4.0)  # several client refreshes and heartbeats on one replica
         active, _ = await _lookup_on(regs[1])
@@ -181,7 +149,7 @@ async def _replica_killed(workdir: Path, url: str) -> dict[str, object]:
 async def _lookup_on(reg: Registry) -> tuple[set[str], set[str]]:
     from k8stars.local.registry import RegistryView
 
-    from .harness import SERVANT, locator_of
+    from .harness import locator_of
     view = RegistryView(locator_of([reg]))
     try:
         return await view.lookup(SERVANT)
