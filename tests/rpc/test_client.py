@@ -325,6 +325,25 @@ async def test_timeouts_with_mixed_values_and_answer_order() -> None:
             return_exceptions=True)
         assert all(isinstance(r, TarsTimeoutError) for r in results)
         assert await calc.echo("ok") == "ok"
+        # calls timing out together are no evidence of a dead connection: it stays
+        assert server.connections == 1
+
+
+@async_test
+async def test_connection_silent_through_two_timeouts_in_a_row_is_closed() -> None:
+    async def mute(req: RequestPacket) -> ResponsePacket | None:
+        return None  # reads every request, answers none (a path gone silently)
+
+    async with RawServer(mute) as server, Communicator() as comm:
+        calc = calc_proxy(comm, server)
+        with pytest.raises(TarsTimeoutError):
+            await calc.echo("first", _timeout=0.05)
+        assert server.connections == 1  # one silent timeout: kept
+        with pytest.raises(TarsTimeoutError):
+            await calc.echo("second", _timeout=0.05)  # sent after it, silent too: closed
+        server.handler = calc_handler
+        assert await calc.echo("third") == "third"
+        assert server.connections == 2
 
 
 @async_test

@@ -3,7 +3,8 @@
 ::
 
     comm = Communicator(locator="tars.tarsregistry.QueryObj@tcp -h 10.0.0.1 -p 17890")
-    calc = comm.proxy(idl.interface("Interop.Calc"), "App.Server.CalcObj")
+    calc = comm.proxy(idl.interface("Interop.Calc"), "App.Server.CalcObj",
+                      idempotent={"add"})     # or True: every method
     await calc.add(1, 2)                      # 3
     await calc.divide(7, 2)                   # (ret, quotient, remainder)
     await calc.touch("x", _oneway=True)       # no reply awaited
@@ -11,17 +12,27 @@
 
 A call returns what the server wrote: the return value (if not void) followed by the out
 parameters, as None, the single value or a tuple. Call options: ``_timeout`` (seconds),
-``_context`` (dict sent in the packet) and ``_oneway``.
+``_context`` (dict sent in the packet), ``_oneway`` and ``_idempotent`` (overrides the proxy's
+``idempotent`` setting for this call).
 
 Design: one TCP connection per endpoint, shared by all proxies of a communicator. Calls on a
 connection are multiplexed by ``iRequestId``: the transport's frame callback resolves the
 matching future of a ``dict[int, Future]``; at its deadline a call fails with
 TarsTimeoutError and a late answer is dropped. Calls with equal timeouts expire in the order
 they were made, so each timeout value has one FIFO queue and one timer, not a timer per call.
-Losing the connection fails every pending call at once; the next call reconnects. Proxies
-round-robin over their object's endpoints, skipping endpoints that failed to connect until
-their backoff (0.5 s doubling to 30 s) has passed; when all are down the least recently
-failed one is tried. A communicator belongs to one event loop.
+Proxies round-robin over their object's endpoints, skipping endpoints that failed to connect
+until their backoff (0.5 s doubling to 30 s) has passed; when all are down the least recently
+failed one is tried; the next call after a lost connection reconnects. A connection on which
+two calls in a row timed out without anything at all arriving is presumed dead and closed (a
+peer or path gone silently, where TCP alone would retransmit for minutes).
+
+Failover: when a connection is lost, each of its pending calls is sent again on another up
+endpoint of its proxy (round robin, each endpoint at most once, within the call's original
+deadline) if that is safe: always when its request was never handed to the transport (still
+queued, or the connection was already closed), and when it was in flight only if the call is
+idempotent. Otherwise, or when no endpoint is left, it fails with TarsConnectError naming
+what was tried. Oneway calls, timeouts and answers with an error code are never retried.
+A communicator belongs to one event loop.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import dataclasses
 import logging
 import os
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -84,6 +95,17 @@ _Entry = tuple[float, "asyncio.Future[ResponsePacket]", "_Connection", int, "Ser
                float]
 
 
+class _ConnectionLost(TarsConnectError):
+    """A call's connection closed before its answer (internal: callers see TarsConnectError).
+
+    ``sent`` False: the request never reached the transport, so the server cannot have run it.
+    """
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
 class _TimeoutQueue:
     """Deadlines of calls made with one timeout value, in call order, behind a single timer.
 
@@ -134,8 +156,8 @@ class _TimeoutQueue:
 class _Connection:
     """One connection to a peer: the pending calls by request id."""
 
-    __slots__ = ("_loop", "_next_id", "_out", "closed", "max_frame_size", "peer", "pending",
-                 "protocol")
+    __slots__ = ("_loop", "_next_id", "_out", "_silent_since", "closed", "last_read",
+                 "max_frame_size", "peer", "pending", "protocol")
 
     def __init__(self, peer: _Peer, loop: asyncio.AbstractEventLoop,
                  max_frame_size: int) -> None:
@@ -146,6 +168,8 @@ class _Connection:
         self.pending: dict[int, asyncio.Future[ResponsePacket]] = {}
         self.protocol: FramedProtocol | None = None
         self.closed = False
+        self.last_read = loop.time()  # when a frame last arrived (or the connection opened)
+        self._silent_since: float | None = None  # a timeout that saw nothing arrive, at
         self._next_id = 1
 
     def make_protocol(self) -> FramedProtocol:
@@ -168,9 +192,12 @@ class _Connection:
     def _flush(self) -> None:
         out = self._out
         if out and self.protocol is not None:
-            # If the connection closed meanwhile, its calls have failed with it.
-            self.protocol.send(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
+            if self.protocol.send(out[0] if len(out) == 1 else b"".join(out)):
+                out.clear()
+            else:
+                # The transport is closing: keep the frames for _on_lost (due soon) to fail
+                # their calls as never sent, and accept no more.
+                self.closed = True
 
     def new_id(self) -> int:
         """The next request id: never 0, wrapping from 2^31-1 to 1, not in use."""
@@ -183,6 +210,7 @@ class _Connection:
         return rid
 
     def _on_frame(self, body: bytes) -> None:
+        self.last_read = self._loop.time()
         try:
             resp = ResponsePacket.tars_decode(body)
         except TarsDecodeError as exc:
@@ -202,14 +230,27 @@ class _Connection:
         self.closed = True
         self.peer.connection_lost(self)
         pending, self.pending = self.pending, {}
-        reason = f"connection to {self.peer.label} lost"
-        if exc is not None:
-            reason += f": {exc.message if isinstance(exc, TarsRpcError) else exc}"
+        unsent = self._unsent_ids()
+        lost = f"connection to {self.peer.label} lost"
+        detail = "" if exc is None else (
+            f": {exc.message if isinstance(exc, TarsRpcError) else exc}")
         if pending:
-            log.info("%s; failing %d pending call(s)", reason, len(pending))
-        for fut in pending.values():
+            log.info("%s%s; failing %d pending call(s), %d of them not sent", lost, detail,
+                     len(pending), len(unsent))
+        for rid, fut in pending.items():
             if not fut.done():
-                fut.set_exception(TarsConnectError(reason))
+                if rid in unsent:
+                    fut.set_exception(_ConnectionLost(f"{lost} before sending{detail}",
+                                                      sent=False))
+                else:
+                    fut.set_exception(_ConnectionLost(lost + detail, sent=True))
+
+    def _unsent_ids(self) -> set[int]:
+        """Empty the output queue; the request ids of the frames it held (never sent)."""
+        out = self._out
+        ids = {RequestPacket.tars_decode(frame[4:]).iRequestId for frame in out}
+        out.clear()
+        return ids
 
     def expire(self, rid: int, proxy: ServantProxy, func: str, timeout: float) -> None:
         """Timer callback: the call ``rid`` got no answer in time."""
@@ -218,9 +259,29 @@ class _Connection:
             fut.set_exception(TarsTimeoutError(
                 f"{proxy.obj_name}.{func} at {self.peer.label}: "
                 f"no response within {round(timeout * 1000)} ms"))
+            self._check_silence(timeout)
+
+    def _check_silence(self, timeout: float) -> None:
+        """After a timeout. A call that timed out although nothing at all arrived during its
+        wait, sent after an earlier such timeout with nothing arriving since, means the peer
+        or the path to it is gone without a FIN or RST (partition, dead host): close, so that
+        the next call opens a connection that gets through as soon as the network does instead
+        of waiting out TCP's retransmissions. A slow server that answers late resets this."""
+        now = self._loop.time()
+        if now - self.last_read < timeout or self.closed:
+            return
+        earlier = self._silent_since
+        if earlier is None or earlier < self.last_read:
+            self._silent_since = now
+            return
+        if now - timeout < earlier:  # sent before the earlier timeout: no new evidence
+            return
+        log.warning("closing connection to %s: calls time out and nothing arrived for %.1f s",
+                    self.peer.label, now - self.last_read)
+        self.close(f"nothing received for {now - self.last_read:.1f} s")
 
     def close(self, reason: str) -> None:
-        if self.protocol is not None and not self.closed:
+        if self.protocol is not None:  # no-op once lost; ``closed`` may be set before that
             self.protocol.abort(TarsConnectError(reason))
 
 
@@ -317,7 +378,8 @@ class _Peer:
 
 
 class RemoteMethod:
-    """A bound interface method: ``await method(*args, _timeout=, _context=, _oneway=)``."""
+    """A bound interface method:
+    ``await method(*args, _timeout=, _context=, _oneway=, _idempotent=)``."""
 
     __slots__ = ("_args_cls", "_getter", "_n_args", "_names", "_proxy", "_result_cls",
                  "method", "name")
@@ -356,29 +418,46 @@ class RemoteMethod:
 
     async def __call__(self, *args: Any, _timeout: float | None = None,
                        _context: dict[str, str] | None = None, _oneway: bool = False,
-                       **kwargs: Any) -> Any:
+                       _idempotent: bool | None = None, **kwargs: Any) -> Any:
         if kwargs or len(args) != self._n_args:
             values = self._bind(args, kwargs)
         else:
             values = dict(zip(self._names, args, strict=False))
         body = self._args_cls(**values).tars_encode()
         result = await self._proxy._call(self.name, body, _timeout, _context, _oneway,
-                                         self._result_cls)
+                                         self._result_cls, True, _idempotent)
         if result is None or self._getter is None:
             return None
         return self._getter(result)
+
+
+def _idempotent_setting(interface: Interface | None, idempotent: bool | Iterable[str]
+                        ) -> bool | frozenset[str]:
+    """``idempotent`` as a bool or a set of method names checked against ``interface``."""
+    if isinstance(idempotent, bool):
+        return idempotent
+    names = frozenset((idempotent,) if isinstance(idempotent, str) else idempotent)
+    if interface is not None:
+        unknown = names - interface.methods.keys() - {"tars_ping"}
+        if unknown:
+            raise ValueError(f"{interface.qualified_name} has no method(s) "
+                             f"{', '.join(sorted(unknown))} to mark idempotent")
+    return names
 
 
 class ServantProxy:
     """Calls to one object (servant name) through a :class:`Communicator`.
 
     The interface's methods are attributes (``await proxy.add(1, 2)``); a method whose name
-    clashes with this class's API is reached through :meth:`method`.
+    clashes with this class's API is reached through :meth:`method`. ``idempotent`` (True, or
+    the names of the methods that are) lets calls lost in flight be retried on another
+    endpoint; the per-call option ``_idempotent`` overrides it.
     """
 
     def __init__(self, comm: Communicator, interface: Interface | None, obj_name: str,
-                 source: EndpointSource) -> None:
+                 source: EndpointSource, idempotent: bool | Iterable[str] = False) -> None:
         self._comm = comm
+        self._idempotent = _idempotent_setting(interface, idempotent)
         self.interface = interface
         self.obj_name = obj_name
         self._source = source
@@ -434,21 +513,23 @@ class ServantProxy:
 
     async def invoke(self, func: str, args: Struct | None, result_cls: type[S] | None, *,
                      timeout: float | None = None, context: dict[str, str] | None = None,
-                     oneway: bool = False) -> S | None:
+                     oneway: bool = False, idempotent: bool | None = None) -> S | None:
         """Call ``func`` with an args struct; the decoded result struct (None if no result)."""
         body = args.tars_encode() if args is not None else b""
-        result: S | None = await self._call(func, body, timeout, context, oneway, result_cls)
+        result: S | None = await self._call(func, body, timeout, context, oneway, result_cls,
+                                            True, idempotent)
         return result
 
     async def invoke_raw(self, func: str, body: bytes, *, timeout: float | None = None,
                          context: dict[str, str] | None = None, oneway: bool = False,
-                         check: bool = True) -> ResponsePacket | None:
+                         check: bool = True, idempotent: bool | None = None
+                         ) -> ResponsePacket | None:
         """Call ``func`` with an encoded ``sBuffer``; the ResponsePacket (None if oneway).
 
         With ``check=False`` a non-zero ``iRet`` is returned instead of raised.
         """
         resp: ResponsePacket | None = await self._call(func, body, timeout, context, oneway,
-                                                       None, check)
+                                                       None, check, idempotent)
         return resp
 
     async def tars_ping(self, *, timeout: float | None = None, oneway: bool = False) -> None:
@@ -459,8 +540,13 @@ class ServantProxy:
 
     async def _call(self, func: str, body: bytes, timeout: float | None,
                     context: dict[str, str] | None, oneway: bool,
-                    result_cls: type[Struct] | None, check: bool = True) -> Any:
-        """Send one request; the decoded ``result_cls`` or, without one, the ResponsePacket."""
+                    result_cls: type[Struct] | None, check: bool = True,
+                    idempotent: bool | None = None) -> Any:
+        """Send one request; the decoded ``result_cls`` or, without one, the ResponsePacket.
+
+        A lost connection hands the call to :meth:`_fail_over` (``idempotent`` None: the
+        proxy's setting); nothing on the successful path serves failover.
+        """
         comm = self._comm
         loop = comm._loop
         if loop is None or comm._closed:
@@ -496,9 +582,8 @@ class ServantProxy:
         pending = conn.pending
         pending[rid] = fut
         if not conn.write(frame):
-            del pending[rid]
-            raise TarsConnectError(f"{self.obj_name}.{func}: connection to {peer.label} "
-                                   "closed before sending")
+            fut.set_exception(_ConnectionLost(f"connection to {peer.label} closed before "
+                                              "sending", sent=False))
         if timeout == self._timeout:
             queue = self._queue
             if queue is None:
@@ -508,12 +593,19 @@ class ServantProxy:
         if queue is not None and queue.add((deadline, fut, conn, rid, self, func, timeout)):
             try:
                 resp = await fut
+            except _ConnectionLost as lost:
+                resp, peer = await self._fail_over(loop, func, body, context, timeout,
+                                                   deadline, idempotent, peer, lost)
             finally:
                 pending.pop(rid, None)
         else:
             timer = loop.call_at(deadline, conn.expire, rid, self, func, timeout)
             try:
                 resp = await fut
+            except _ConnectionLost as lost:
+                timer.cancel()
+                resp, peer = await self._fail_over(loop, func, body, context, timeout,
+                                                   deadline, idempotent, peer, lost)
             finally:
                 timer.cancel()
                 pending.pop(rid, None)
@@ -551,6 +643,99 @@ class ServantProxy:
             if peer.is_up(now):
                 return peer
         return min(peers, key=lambda p: p.failed_at)  # all down: the least recently failed
+
+    async def _fail_over(self, loop: asyncio.AbstractEventLoop, func: str, body: bytes,
+                         context: dict[str, str] | None, timeout: float, deadline: float,
+                         idempotent: bool | None, peer: _Peer, lost: _ConnectionLost
+                         ) -> tuple[ResponsePacket, _Peer]:
+        """Send a call whose connection was lost again, on other peers, when that is safe.
+
+        A request never sent is always resent; one lost in flight only if the call is
+        idempotent. Each other up peer is tried at most once, in round-robin order, before
+        the call's original deadline. Returns the answer and the peer that gave it; raises
+        TarsConnectError naming the attempts, or TarsTimeoutError at the deadline.
+        """
+        if idempotent is None:
+            setting = self._idempotent
+            idempotent = setting if isinstance(setting, bool) else func in setting
+        where = f"{self.obj_name}.{func}"
+        tried = [peer]
+        attempts = [lost.message]
+        retry = idempotent or not lost.sent
+        while retry:
+            if self._comm._closed:
+                break
+            if loop.time() >= deadline:
+                raise TarsTimeoutError(f"{where}: no response within {round(timeout * 1000)} "
+                                       f"ms; tried: {'; '.join(attempts)}") from None
+            other = self._pick_other(loop, tried)
+            if other is None:
+                break
+            peer = other
+            tried.append(peer)
+            log.debug("%s: retrying on %s after: %s", where, peer.label, attempts[-1])
+            try:
+                return await self._send_again(loop, peer, func, body, context, timeout,
+                                              deadline), peer
+            except _ConnectionLost as exc:
+                attempts.append(exc.message)
+                retry = idempotent or not exc.sent
+            except TarsConnectError as exc:  # could not connect: nothing was sent
+                attempts.append(exc.message)
+            except TarsTimeoutError as exc:
+                raise TarsTimeoutError(f"{exc.message}; tried before: "
+                                       f"{'; '.join(attempts)}") from None
+        closed = self._comm._closed
+        if len(attempts) == 1 and (closed or not retry):
+            raise TarsConnectError(f"{where}: {lost.message}") from None  # as without failover
+        if closed:
+            why = "communicator closed"
+        elif retry:
+            why = "no other endpoint available"
+        else:
+            why = "not retried: the call is not idempotent"
+        raise TarsConnectError(f"{where}: {'; '.join(attempts)} ({why})") from None
+
+    async def _send_again(self, loop: asyncio.AbstractEventLoop, peer: _Peer, func: str,
+                          body: bytes, context: dict[str, str] | None, timeout: float,
+                          deadline: float) -> ResponsePacket:
+        """One more attempt of a call on ``peer``, expiring at the original ``deadline``."""
+        conn = await peer.connect(deadline)
+        rid = conn.new_id()
+        remaining_ms = max(1, round((deadline - loop.time()) * 1000))
+        frame = encode_frame(RequestPacket(
+            iVersion=_TARS_VERSION, cPacketType=_NORMAL, iMessageType=self._message_type,
+            iRequestId=rid, sServantName=self.obj_name, sFuncName=func, sBuffer=body,
+            iTimeout=remaining_ms, context=_NO_CONTEXT if context is None else context,
+            status=self._status))
+        fut: asyncio.Future[ResponsePacket] = loop.create_future()
+        conn.pending[rid] = fut
+        if not conn.write(frame):
+            conn.pending.pop(rid, None)
+            raise _ConnectionLost(f"connection to {peer.label} closed before sending",
+                                  sent=False)
+        timer = loop.call_at(deadline, conn.expire, rid, self, func, timeout)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            conn.pending.pop(rid, None)
+
+    def _pick_other(self, loop: asyncio.AbstractEventLoop, tried: list[_Peer]) -> _Peer | None:
+        """The next up peer in round-robin order that is not in ``tried``."""
+        source = self._source
+        if source.poll() and source.version != self._version:
+            self._rebuild()
+        peers = self._peers
+        n = len(peers)
+        now = loop.time()
+        for k in range(n):
+            i = (self._rr + k) % n
+            peer = peers[i]
+            if peer not in tried and peer.is_up(now):
+                self._rr = i + 1
+                return peer
+        return None
 
     def _rebuild(self) -> None:
         source = self._source
@@ -634,22 +819,28 @@ class Communicator:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def proxy(self, interface: Interface | None, proxy: str | ProxySpec) -> ServantProxy:
-        """A proxy for ``Obj@endpoints`` (direct) or ``Obj`` (resolved through the locator)."""
+    def proxy(self, interface: Interface | None, proxy: str | ProxySpec, *,
+              idempotent: bool | Iterable[str] = False) -> ServantProxy:
+        """A proxy for ``Obj@endpoints`` (direct) or ``Obj`` (resolved through the locator).
+
+        ``idempotent``: True or the names of the methods whose calls may be retried on
+        another endpoint after their connection was lost in flight (see ServantProxy).
+        """
         spec = parse_proxy(proxy) if isinstance(proxy, str) else proxy
         if spec.is_direct:
             source: EndpointSource = StaticEndpoints(spec.obj_name, spec.endpoints)
         else:
             source = self._registry_source(spec.obj_name)
-        return ServantProxy(self, interface, spec.obj_name, source)
+        return ServantProxy(self, interface, spec.obj_name, source, idempotent)
 
     @property
     def locator(self) -> Locator | None:
         """The registry client (None without a ``locator`` setting)."""
         if self._locator is None and self.config.locator is not None:
             spec = parse_proxy(self.config.locator)
+            # lookups only read: one lost with a registry replica is asked of another
             query = ServantProxy(self, framework().interface("tars.QueryF"), spec.obj_name,
-                                 StaticEndpoints(spec.obj_name, spec.endpoints))
+                                 StaticEndpoints(spec.obj_name, spec.endpoints), idempotent=True)
             self._locator = Locator(query, self.config, self._spawn)
             # TarsCpp: the locator's own list is refreshed through the registry too.
             own = RegistryEndpoints(spec.obj_name, self._locator, spec.endpoints)
