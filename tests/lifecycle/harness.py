@@ -251,7 +251,8 @@ class PythonLoad:
     async def start(self) -> None:
         self.comm = Communicator(locator=self.locator, sync_invoke_timeout=3000,
                                  refresh_endpoint_interval=REFRESH_MS)
-        proxy = self.comm.proxy(SAY_HELLO, self.target)
+        # SayHello only reads: a call lost with a killed pod may go to another one
+        proxy = self.comm.proxy(SAY_HELLO, self.target, idempotent=True)
         # the first answer before the load starts: failures afterwards are the scenario's
         await proxy.SayHello("warmup")
         self._tasks = [asyncio.get_running_loop().create_task(self._run(proxy))

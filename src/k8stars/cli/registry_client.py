@@ -206,7 +206,9 @@ class RegistryClient:
     @property
     def registry(self) -> ServantProxy:
         if self._registry is None:
-            self._registry = self.comm.proxy(_REGISTRY, REGISTRY_OBJ)
+            # every Registry call is an upsert of the pod's own state or a read: one lost with
+            # a registry replica may be sent to another
+            self._registry = self.comm.proxy(_REGISTRY, REGISTRY_OBJ, idempotent=True)
         return self._registry
 
     @property
