@@ -329,22 +329,30 @@ async def rolling_update(cluster: Cluster, old: list[Pod]) -> list[Pod]:
     return new
 
 
-
 async def serving_cluster(workdir: Path, registries: list[Registry], replicas: int = 3,
                           netns: list[Namespace] | None = None
                           ) -> tuple[Cluster, PythonLoad, NodeLoad]:
     """Registries started, ``replicas`` pods serving (one per namespace of ``netns`` if given),
-    and a Python and a TarsNode client calling through the registry."""
-    for reg in registries:
-        await reg.start()
+    and a Python and a TarsNode client calling through the registry. On failure everything
+    started is stopped."""
     cluster = Cluster(workdir, registries)
-    pods = [await cluster.create_pod(netns=netns[i] if netns else None)
-            for i in range(replicas)]
-    for pod in pods:
-        await cluster.wait_serving(pod)
     py, node = PythonLoad(cluster.locator), NodeLoad(cluster.locator, workdir)
-    await py.start()
-    await node.start()
+    try:
+        for reg in registries:
+            await reg.start()
+        pods = [await cluster.create_pod(netns=netns[i] if netns else None)
+                for i in range(replicas)]
+        for pod in pods:
+            await cluster.wait_serving(pod)
+        await py.start()
+        await node.start()
+    except BaseException:
+        if node.proc is not None and node.proc.returncode is None:
+            node.proc.kill()
+        if py.comm is not None:
+            await py.comm.close()
+        await cluster.close()
+        raise
     await asyncio.sleep(1.0)
     return cluster, py, node
 

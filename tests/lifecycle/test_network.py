@@ -179,7 +179,7 @@ async def _db_cut_off(workdir: Path, net: Network) -> dict[str, object]:
             return seen
 
         db_watcher = asyncio.get_running_loop().create_task(wrongly_inactive())
-        # a write that was in flight on a connection that died waits for its read timeout
+        # a write in flight on a connection that died waits for its I/O timeout (10 s)
         written_in = await _until(written, 60, step=0.5)
         # the expiry runs again (every 10 s) on what was written
         await asyncio.sleep(12.0)

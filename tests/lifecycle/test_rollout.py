@@ -8,26 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Cluster, NodeLoad, PythonLoad, Registry, rolling_update
+from .harness import Registry, rolling_update, serving_cluster
 
 pytestmark = pytest.mark.lifecycle
 
 
 async def run_rollout(workdir: Path, replicas: int = 3) -> dict[str, object]:
     reg = Registry(workdir, f"sqlite:///{workdir / 'registry.db'}")
-    await reg.start()
-    cluster = Cluster(workdir, [reg])
+    cluster, py, node = await serving_cluster(workdir, [reg], replicas)
     try:
-        old = [await cluster.create_pod() for _ in range(replicas)]
-        for pod in old:
-            await cluster.wait_serving(pod)
-        py = PythonLoad(cluster.locator)
-        node = NodeLoad(cluster.locator, workdir)
-        await py.start()
-        await node.start()
-        await asyncio.sleep(1.0)
         started = time.monotonic()
-        new = await rolling_update(cluster, old)
+        new = await rolling_update(cluster, list(cluster.pods))
         rollout = time.monotonic() - started
         await asyncio.sleep(1.5)  # calls keep going on the new pods
         pyc, nodec = await py.stop(), await node.stop()

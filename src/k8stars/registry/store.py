@@ -180,6 +180,10 @@ class Store:
     change polls (:mod:`.store_changes`): the time window re-checked for late commits, the
     period of complete reloads, how long the change log is kept, and how long a poll right
     after this store's own onStartup/onPrestop may skip the checks for writes of others.
+
+    ``connect_timeout_s`` and ``io_timeout_s`` (each network read or write of a statement) bound
+    how long a call waits for a database that went away silently (a partition, a lost host): the
+    registry's statements are small, so a wait of ``io_timeout_s`` means the connection is gone.
     """
 
     def __init__(
@@ -192,6 +196,7 @@ class Store:
         change_retention_s: float = 3600.0,
         check_interval_s: float = 0.2,
         connect_timeout_s: int = 5,
+        io_timeout_s: int = 10,
     ) -> None:
         u = make_url(url)
         self._backend = u.get_backend_name()
@@ -237,8 +242,8 @@ class Store:
                 "max_overflow": 10,
                 "connect_args": {
                     "connect_timeout": connect_timeout_s,
-                    "read_timeout": 30,
-                    "write_timeout": 30,
+                    "read_timeout": io_timeout_s,
+                    "write_timeout": io_timeout_s,
                 }
                 if u.get_driver_name() == "pymysql"
                 else {},
