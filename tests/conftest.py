@@ -41,3 +41,22 @@ def _restore_logging() -> Iterator[None]:
                 name, (logging.NOTSET, True, False, []))
             lg.setLevel(lg_level)
             lg.propagate, lg.disabled, lg.handlers[:] = propagate, disabled, handlers
+
+
+@pytest.fixture
+def network() -> Iterator[object]:
+    """A :class:`tests.netns.Network` (bridge + namespaces), torn down after the test. Skipped
+    where namespaces cannot be made (not root), except in CI, where that is a failure."""
+    from tests.netns import NetnsUnavailable, Network
+
+    net = Network()
+    try:
+        net.create()
+    except NetnsUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"network namespaces are required in CI: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield net
+    finally:
+        net.close()

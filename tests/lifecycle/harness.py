@@ -27,7 +27,7 @@ from k8stars.tars.client import Communicator
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.idl.loader import load
 
-from .netns import Namespace
+from ..netns import Namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello"

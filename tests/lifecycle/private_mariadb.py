@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .netns import Namespace
+from ..netns import Namespace
 
 USER, PASSWORD = "tars", "tars"
 

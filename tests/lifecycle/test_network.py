@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ..netns import Network
 from .harness import (
     INACTIVE_AFTER,
     SERVANT,
@@ -25,27 +24,11 @@ from .harness import (
     serving_cluster,
     watch_ready,
 )
-from .netns import NetnsUnavailable, Network
 from .private_mariadb import PrivateMariaDB
 
 pytestmark = pytest.mark.lifecycle
 
 EXPIRY = float(INACTIVE_AFTER.rstrip("s"))
-
-
-@pytest.fixture
-def network() -> Iterator[Network]:
-    net = Network()
-    try:
-        net.create()
-    except NetnsUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"network namespaces are required in CI: {exc}")
-        pytest.skip(str(exc))
-    try:
-        yield net
-    finally:
-        net.close()
 
 
 async def _until(predicate_async: object, timeout: float, step: float = 0.1) -> float | None:

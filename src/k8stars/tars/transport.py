@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from .errors import TarsFrameError
 from .packet import DEFAULT_MAX_FRAME_SIZE, FrameDecoder
 
-__all__ = ["FramedProtocol"]
+__all__ = ["KEEPALIVE", "FramedProtocol", "enable_keepalive"]
 
 log = logging.getLogger("k8stars.tars.transport")
+
+#: TCP keepalive of every connection: (idle s, interval s, probes). A peer gone without a FIN or
+#: RST (a node lost, a partition) is noticed after idle + interval × probes = 90 s of silence,
+#: so neither side keeps its half of the connection (a file descriptor) for ever.
+KEEPALIVE = (60, 10, 3)
+
+
+def enable_keepalive(sock: socket.socket, settings: tuple[int, int, int] | None = None) -> None:
+    """Turn TCP keepalive on for ``sock`` with ``settings`` (default :data:`KEEPALIVE`)."""
+    idle, interval, probes = KEEPALIVE if settings is None else settings
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                        ("TCP_KEEPCNT", probes)):
+        option = getattr(socket, name, None)  # Linux; macOS has only some of them
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class FramedProtocol(asyncio.Protocol):
@@ -50,6 +67,13 @@ class FramedProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer: Any = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.type == socket.SOCK_STREAM and sock.family in (
+                socket.AF_INET, socket.AF_INET6):
+            try:
+                enable_keepalive(sock)
+            except OSError as exc:  # not fatal: the connection works without it
+                log.debug("no TCP keepalive for %s: %s", self.peer_text, exc)
 
     def data_received(self, data: bytes) -> None:
         try:
