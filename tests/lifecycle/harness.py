@@ -1,8 +1,11 @@
 """A small cluster for lifecycle tests: registries, kubelet-simulated pods, clients under load.
 
 Pods are :class:`k8stars.local.pod.Pod` (the local runner's kubelet simulation: own TARS_PATH,
-POD_IP, POD_UID, exec'd ``tarscli hzcheck``, preStop/SIGTERM/SIGKILL); registries are
-``tarsregistry`` processes; the clients are the Python :class:`Communicator` and TarsNode.
+POD_IP, POD_UID, exec'd readiness probe, preStop/SIGTERM/SIGKILL) running the container of the
+example Deployment ``deploy/k8s/overlays/examples/hello.yaml``: its image's default command, its
+probe and preStop commands, its env and downward-API env, with shorter timings (below);
+registries are ``tarsregistry`` processes; the clients are the Python :class:`Communicator` and
+TarsNode.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k8stars.local.pod import Pod, PodState, tool_command
+from k8stars.local.pod import Container, Pod, PodState, tool_command
 from k8stars.local.registry import RegistryView, http_get
 from k8stars.local.spec import RunnerConfig, ServiceSpec, load_service
 from k8stars.local.state import MARKER_VAR, find_processes, kill_processes
@@ -27,6 +30,14 @@ from k8stars.tars.client import Communicator
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.idl.loader import load
 
+from ..deploy.artifacts import (
+    effective_cmd,
+    env_field_refs,
+    env_literals,
+    exec_commands,
+    load_docs,
+    pod_templates,
+)
 from ..netns import Namespace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +46,13 @@ SERVANT = "TestApp.HelloPy.SayHelloObj"
 NODE_LOOP = Path(__file__).with_name("hello_loop.js")
 SAY_HELLO = load(HELLO / "SayHello.tars").interface("TestApp.SayHello")
 
-#: Short intervals (the clients refresh every REFRESH_MS; preStop waits longer than that).
+MANIFEST = ROOT / "deploy" / "k8s" / "overlays" / "examples" / "hello.yaml"
+#: The manifest's namespace (set by the overlay's kustomization).
+NAMESPACE = "tars-system"
+
+#: Short intervals (the clients refresh every REFRESH_MS; preStop waits longer than that). In the
+#: manifest: probe period 10 s, TARS_PRESTOP_WAITTIME 80 s, grace period 90 s (clients refresh
+#: every 60 s); here the same order, scaled down.
 REFRESH_MS = 1000
 CHECK_INTERVAL = "0.5s"
 REPORT_INTERVAL = "1s"
@@ -125,6 +142,27 @@ class Registry:
             await proc.wait()
 
 
+VERSION_LABEL = "app.kubernetes.io/version"
+
+
+def manifest_container(version: str | None = None) -> Container:
+    """The manifest's container as the kubelet runs it, with the test's short preStop drain."""
+    [template] = pod_templates(load_docs(MANIFEST.read_text()))
+    [spec] = template.containers
+    command = effective_cmd(spec["image"])
+    assert command, f"{MANIFEST}: no command for image {spec['image']}"
+    hooks = dict(exec_commands(spec))
+    labels = dict(template.labels)
+    if version is not None:
+        labels[VERSION_LABEL] = version
+    env = env_literals(spec)
+    assert "TARS_PRESTOP_WAITTIME" in env, "the manifest sets the drain explicitly"
+    env["TARS_PRESTOP_WAITTIME"] = PRESTOP_WAIT
+    return Container(command=command, readiness=hooks["readinessProbe"],
+                     prestop=hooks["preStop"], env=env, field_refs=env_field_refs(spec),
+                     namespace=NAMESPACE, labels=labels)
+
+
 class _Config(RunnerConfig):
     """RunnerConfig whose locator lists every registry replica."""
 
@@ -163,16 +201,19 @@ class Cluster:
         return self.config.locator
 
     async def create_pod(self, ip: str | None = None, slot: int | None = None,
-                         netns: Namespace | None = None) -> Pod:
-        """A new pod at ``ip`` (default: the next 127.0.x.y), or in the namespace ``netns``."""
+                         netns: Namespace | None = None, version: str | None = None) -> Pod:
+        """A new pod of the manifest at ``ip`` (default: the next 127.0.x.y), or in the
+        namespace ``netns``; ``version`` replaces the template's version label."""
         self._ordinal += 1
         n = self._ordinal
         ip = netns.ip if netns else ip or f"127.0.{self._ip_base}.{10 + n}"
         slot = n if slot is None else slot
         name = f"hellopy-{n}"
+        container = manifest_container(version)
         pod = Pod(self.spec, name, ip, slot, self.config, self.workdir / "pods" / name,
-                  str(self.workdir), lambda p: None, netns=netns.name if netns else None)
-        await asyncio.to_thread(pod.prepare, "v1")
+                  str(self.workdir), lambda p: None, netns=netns.name if netns else None,
+                  container=container)
+        await asyncio.to_thread(pod.prepare, container.labels[VERSION_LABEL])
         await pod.start()
         self.pods.append(pod)
         return pod
@@ -318,11 +359,12 @@ class NodeLoad:
         return Counts(ok=data["ok"], failed=data["failed"], errors=data.get("errors", {}))
 
 
-async def rolling_update(cluster: Cluster, old: list[Pod]) -> list[Pod]:
-    """surge 1, unavailable 0: a new pod serving, then an old one deleted; per old pod."""
+async def rolling_update(cluster: Cluster, old: list[Pod], version: str) -> list[Pod]:
+    """surge 1, unavailable 0: a new pod (of the template labelled ``version``) serving, then
+    an old one deleted; per old pod."""
     new = []
     for pod in old:
-        fresh = await cluster.create_pod()
+        fresh = await cluster.create_pod(version=version)
         await cluster.wait_serving(fresh)
         new.append(fresh)
         await cluster.delete(pod)

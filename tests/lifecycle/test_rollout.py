@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
@@ -18,13 +19,19 @@ async def run_rollout(workdir: Path, replicas: int = 3) -> dict[str, object]:
     cluster, py, node = await serving_cluster(workdir, [reg], replicas)
     try:
         started = time.monotonic()
-        new = await rolling_update(cluster, list(cluster.pods))
+        new = await rolling_update(cluster, list(cluster.pods), version="0.2.0")
         rollout = time.monotonic() - started
         await asyncio.sleep(1.5)  # calls keep going on the new pods
         pyc, nodec = await py.stop(), await node.stop()
         active = await cluster.active()
+        # what the new pods registered: their UIDs and the version from the template's label
+        # (downward API → SERVER_VERSION → onStartup)
+        with sqlite3.connect(workdir / "registry.db") as db:
+            rows = db.execute("SELECT pod_uid, patch_version FROM t_server_conf WHERE "
+                              "present_state = 'active'").fetchall()
         return {"rollout": rollout, "python": pyc, "node": nodec, "active": active,
-                "new": {cluster.endpoint(p) for p in new}}
+                "new": {cluster.endpoint(p) for p in new},
+                "registered": dict(rows), "expected": {p.uid: "0.2.0" for p in new}}
     finally:
         await cluster.close()
 
@@ -37,3 +44,4 @@ def test_rolling_update_zero_failed_calls(tmp_path: Path, need_node: None) -> No
     assert node.failed == 0, node.errors  # type: ignore[attr-defined]
     assert py.ok > 100 and node.ok > 100  # type: ignore[attr-defined]
     assert result["active"] == result["new"]
+    assert result["registered"] == result["expected"]

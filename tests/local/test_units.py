@@ -181,3 +181,35 @@ def test_config_defaults() -> None:
     assert config.locator == "tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p 17890"
     assert [p for _, p in config.registry_ports()] == [17890, 17891, 17897, 9100]
     assert RunnerConfig.from_dict(config.to_dict()) == config
+
+
+def test_pod_runs_its_container_with_the_downward_api(tmp_path: Path) -> None:
+    from k8stars.local.pod import Container, Pod, tool_command
+    from k8stars.local.spec import RunnerConfig
+
+    [spec] = load_services(["hello"])
+    container = Container(
+        command=["tarscli", "supervisor"], readiness=["/bin/check", "-q"],
+        env={"TARS_PRESTOP_WAITTIME": "7s", "EXTRA": "x"},
+        field_refs={"POD_IP": "status.podIP", "MY_UID": "metadata.uid",
+                    "TARS_NAMESPACE": "metadata.namespace",
+                    "SERVER_VERSION": "metadata.labels['app.kubernetes.io/version']"},
+        namespace="apps", labels={"app.kubernetes.io/version": "1.2.3"})
+    pod = Pod(spec, "hellopy-1", "127.0.0.31", 1, RunnerConfig(state_dir=str(tmp_path)),
+              tmp_path / "pod", str(tmp_path), lambda p: None, netns="pn1",
+              container=container)
+    env = pod.env()
+    # the container's env wins over the runner's settings; fieldRefs come from the pod
+    assert env["TARS_PRESTOP_WAITTIME"] == "7s" and env["EXTRA"] == "x"
+    assert (env["POD_IP"], env["MY_UID"]) == ("127.0.0.31", pod.uid)
+    assert (env["TARS_NAMESPACE"], env["SERVER_VERSION"]) == ("apps", "1.2.3")
+    # commands run in the pod's network namespace; tarscli is this installation's
+    probe = pod.command(container.readiness)
+    assert probe == ["ip", "netns", "exec", "pn1", "/bin/check", "-q"]
+    tarscli = tool_command("tarscli", "k8stars.cli.main")
+    assert pod.command(container.command) == ["ip", "netns", "exec", "pn1", *tarscli,
+                                              "supervisor"]
+    with pytest.raises(ValueError, match=r"spec\.nodeName"):
+        Pod(spec, "p", "127.0.0.32", 2, RunnerConfig(state_dir=str(tmp_path)), tmp_path / "p2",
+            str(tmp_path), lambda p: None,
+            container=Container(field_refs={"NODE": "spec.nodeName"})).env()

@@ -29,14 +29,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .spec import RunnerConfig, ServiceSpec, copy_service
 from .state import MARKER_VAR, find_processes, kill_processes
 
-__all__ = ["Pod", "PodState", "tool_command"]
+__all__ = ["Container", "Pod", "PodState", "tool_command"]
 
 log = logging.getLogger("k8stars.local.pod")
 
@@ -63,6 +63,22 @@ def tool_command(name: str, module: str) -> list[str]:
 
 
 @dataclass
+class Container:
+    """What a pod manifest says about the container: its command (the image's default here),
+    readiness probe and preStop hook commands, env literals, env from the downward API
+    (variable → ``fieldPath``), and the pod's namespace and labels those may refer to. The
+    defaults are the wiring of every tarscli pod."""
+
+    command: list[str] = field(default_factory=lambda: ["tarscli", "supervisor"])
+    readiness: list[str] = field(default_factory=lambda: ["tarscli", "hzcheck"])
+    prestop: list[str] = field(default_factory=lambda: ["tarscli", "prestop"])
+    env: dict[str, str] = field(default_factory=dict)
+    field_refs: dict[str, str] = field(default_factory=dict)
+    namespace: str = "default"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Endpoint:
     servant: str
     protocol: str
@@ -79,7 +95,7 @@ class Pod:
 
     def __init__(self, spec: ServiceSpec, name: str, ip: str, slot: int, config: RunnerConfig,
                  directory: Path, state_dir: str, on_change: Callable[[Pod], None], *,
-                 netns: str | None = None) -> None:
+                 netns: str | None = None, container: Container | None = None) -> None:
         self.spec = spec
         self.name = name
         self.ip = ip
@@ -90,6 +106,7 @@ class Pod:
         self.state_dir = state_dir
         self.on_change = on_change
         self.netns = netns
+        self.container = container or Container()
         self.state = PodState.STARTING
         self.detail = ""
         self.tars_state = ""
@@ -115,7 +132,8 @@ class Pod:
         return str(self.dir)
 
     def env(self) -> dict[str, str]:
-        """The container's environment (the manifest's ``env`` plus the downward API)."""
+        """The container's environment: the runner's settings for the pod, then the
+        container's own ``env`` (literals, and values from the downward API)."""
         c = self.config
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TARS_", "POD_", "K8STARS_")) and k != "SERVER_VERSION"}
@@ -140,12 +158,27 @@ class Pod:
             "NODE_NO_WARNINGS": "1",
             MARKER_VAR: self.state_dir,
         })
+        env.update(self.container.env)
+        env.update({name: self.field_value(path)
+                    for name, path in self.container.field_refs.items()})
         return env
 
-    def command(self, *args: str) -> list[str]:
-        """``tarscli args`` as run in the pod (inside its network namespace, if it has one)."""
-        argv = [*tool_command("tarscli", "k8stars.cli.main"), *args]
+    def command(self, argv: list[str]) -> list[str]:
+        """``argv`` as run in the pod: ``tarscli`` is this installation's, and it runs inside
+        the pod's network namespace, if it has one."""
+        if argv and argv[0] == "tarscli":
+            argv = [*tool_command("tarscli", "k8stars.cli.main"), *argv[1:]]
         return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+
+    def field_value(self, path: str) -> str:
+        """The downward API: the value of ``fieldPath`` for this pod."""
+        values = {"status.podIP": self.ip, "metadata.name": self.name,
+                  "metadata.uid": self.uid, "metadata.namespace": self.container.namespace}
+        if path in values:
+            return values[path]
+        if path.startswith("metadata.labels['") and path.endswith("']"):
+            return self.container.labels.get(path[len("metadata.labels['"):-2], "")
+        raise ValueError(f"pod {self.name}: unsupported downward API fieldPath {path!r}")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -171,7 +204,7 @@ class Pod:
         logfile = open(self.dir / "container.log", "ab")  # noqa: SIM115 (handed to the child)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *self.command("supervisor"),
+                *self.command(self.container.command),
                 env=self.env(), cwd=self.tars_path, stdin=asyncio.subprocess.DEVNULL,
                 stdout=logfile, stderr=logfile, start_new_session=True)
         finally:
@@ -243,7 +276,7 @@ class Pod:
             return False, "main process not running"
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.command("hzcheck"), env=self.env(),
+                *self.command(self.container.readiness), env=self.env(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
@@ -325,7 +358,7 @@ class Pod:
         logfile = open(self.dir / "container.log", "ab")  # noqa: SIM115
         try:
             hook = await asyncio.create_subprocess_exec(
-                *self.command("prestop"), env=self.env(),
+                *self.command(self.container.prestop), env=self.env(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
                 start_new_session=True)
         finally:
