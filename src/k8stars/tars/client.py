@@ -15,12 +15,12 @@ parameters, as None, the single value or a tuple. Call options: ``_timeout`` (se
 ``_context`` (dict sent in the packet), ``_oneway`` and ``_idempotent`` (overrides the proxy's
 ``idempotent`` setting for this call).
 
-Design: one TCP connection per endpoint, shared by all proxies of a communicator. Calls on a
-connection are multiplexed by ``iRequestId``: the transport's frame callback resolves the
-matching future of a ``dict[int, Future]``; at its deadline a call fails with
-TarsTimeoutError and a late answer is dropped. Calls with equal timeouts expire in the order
-they were made, so each timeout value has one FIFO queue and one timer, not a timer per call.
-Proxies round-robin over their object's endpoints, skipping endpoints that failed to connect
+Design: one TCP connection (or UDP socket) per endpoint, shared by all proxies of a
+communicator. Calls on a connection are multiplexed by ``iRequestId``: the transport's frame
+callback resolves the matching future of a ``dict[int, Future]``; at its deadline a call fails
+with TarsTimeoutError and a late answer is dropped. Calls with equal timeouts expire in the
+order they were made, so each timeout value has one FIFO queue and one timer, not a timer per
+call. Proxies round-robin over their object's endpoints, skipping endpoints that failed to connect
 until their backoff (0.5 s doubling to 30 s) has passed; when all are down the least recently
 failed one is tried; the next call after a lost connection reconnects. A connection on which
 two calls in a row timed out without anything at all arriving is presumed dead and closed (a
@@ -33,6 +33,12 @@ queued, or the connection was already closed), and when it was in flight only if
 idempotent. Otherwise, or when no endpoint is left, it fails with TarsConnectError naming
 what was tried. Oneway calls, timeouts and answers with an error code are never retried.
 A communicator belongs to one event loop.
+
+UDP endpoints (``udp -h H -p P``): one socket per endpoint, connected to it, each request one
+datagram, answers matched by request id as on TCP, proxies round-robin over their tcp and udp
+endpoints alike. There is no connection to lose, so nothing is resent: a call without an
+answer times out, and a socket error (an ICMP port unreachable) fails the endpoint's pending
+calls with TarsConnectError and marks it down like a refused connection.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ import os
 from collections import deque
 from collections.abc import Coroutine, Iterable
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .client_config import ClientConfig
 from .codec import Struct
@@ -53,6 +59,7 @@ from .endpoint import Endpoint, ProxySpec, parse_proxy
 from .errors import (
     TarsConnectError,
     TarsDecodeError,
+    TarsFrameError,
     TarsNoEndpointError,
     TarsRemoteError,
     TarsRpcError,
@@ -69,7 +76,7 @@ from .packet import (
     Version,
     encode_frame,
 )
-from .transport import FramedProtocol
+from .transport import MAX_DATAGRAM_SIZE, DatagramFrameProtocol, FramedProtocol
 
 __all__ = ["ClientConfig", "Communicator", "RemoteMethod", "ServantProxy"]
 
@@ -99,11 +106,21 @@ class _ConnectionLost(TarsConnectError):
     """A call's connection closed before its answer (internal: callers see TarsConnectError).
 
     ``sent`` False: the request never reached the transport, so the server cannot have run it.
+    ``resend`` False: never sent again (udp: there was no connection to lose).
     """
 
-    def __init__(self, message: str, *, sent: bool) -> None:
+    def __init__(self, message: str, *, sent: bool, resend: bool = True) -> None:
         super().__init__(message)
         self.sent = sent
+        self.resend = resend
+
+
+class _Link(Protocol):
+    """What a connection needs of its transport protocol (stream or datagram)."""
+
+    def send(self, frame: bytes) -> bool: ...
+    async def drain(self) -> None: ...
+    def abort(self, exc: Exception | None = None) -> None: ...
 
 
 class _TimeoutQueue:
@@ -166,16 +183,16 @@ class _Connection:
         self._out: list[bytes] = []
         self.max_frame_size = max_frame_size
         self.pending: dict[int, asyncio.Future[ResponsePacket]] = {}
-        self.protocol: FramedProtocol | None = None
+        self.protocol: _Link | None = None
         self.closed = False
         self.last_read = loop.time()  # when a frame last arrived (or the connection opened)
         self._silent_since: float | None = None  # a timeout that saw nothing arrive, at
         self._next_id = 1
 
-    def make_protocol(self) -> FramedProtocol:
-        self.protocol = FramedProtocol(self._on_frame, self._on_lost,
-                                       max_frame_size=self.max_frame_size)
-        return self.protocol
+    def make_protocol(self) -> asyncio.BaseProtocol:
+        self.protocol = protocol = FramedProtocol(self._on_frame, self._on_lost,
+                                                  max_frame_size=self.max_frame_size)
+        return protocol
 
     def write(self, frame: bytes) -> bool:
         """Queue a frame; frames queued in one loop iteration go out in one write."""
@@ -214,10 +231,7 @@ class _Connection:
         try:
             resp = ResponsePacket.tars_decode(body)
         except TarsDecodeError as exc:
-            log.warning("closing connection to %s: undecodable response packet: %s",
-                        self.peer.label, exc)
-            assert self.protocol is not None
-            self.protocol.abort(exc)
+            self._undecodable(exc)
             return
         fut = self.pending.pop(resp.iRequestId, None)
         if fut is None:
@@ -225,6 +239,12 @@ class _Connection:
                       resp.iRequestId, self.peer.label)
         elif not fut.done():
             fut.set_result(resp)
+
+    def _undecodable(self, exc: TarsDecodeError) -> None:
+        log.warning("closing connection to %s: undecodable response packet: %s",
+                    self.peer.label, exc)
+        assert self.protocol is not None
+        self.protocol.abort(exc)
 
     def _on_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -285,11 +305,84 @@ class _Connection:
             self.protocol.abort(TarsConnectError(reason))
 
 
+def _reason(exc: BaseException) -> str:
+    """A short text for why a connection or socket failed."""
+    if isinstance(exc, TarsRpcError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
+class _DatagramConnection(_Connection):
+    """A udp peer's socket, connected to it: each request leaves at once as one datagram.
+
+    Answers are matched by request id and calls expire as on TCP; there is no connection to
+    lose, so nothing is resent and silence closes nothing. A socket error (an ICMP port
+    unreachable) fails the pending calls and marks the peer down.
+    """
+
+    __slots__ = ()
+
+    def make_protocol(self) -> DatagramFrameProtocol:
+        self.protocol = protocol = DatagramFrameProtocol(
+            self._on_datagram, self._on_error, self._on_lost,
+            max_frame_size=min(self.max_frame_size, MAX_DATAGRAM_SIZE), name=self.peer.label)
+        return protocol
+
+    def write(self, frame: bytes) -> bool:
+        """Send ``frame`` as one datagram; a request too large for one fails its call."""
+        protocol = self.protocol
+        if self.closed or protocol is None:
+            return False
+        try:
+            return protocol.send(frame)
+        except TarsFrameError as exc:
+            raise self._unsendable(frame, exc) from None
+
+    def _unsendable(self, frame: bytes, exc: TarsFrameError) -> TarsRpcError:
+        req = RequestPacket.tars_decode(frame[4:])
+        self.pending.pop(req.iRequestId, None)
+        return TarsRpcError(f"{req.sServantName}.{req.sFuncName} at {self.peer.label}: "
+                            f"request not sent: {exc}", code=ReturnCode.SEND_REQUEST_ERR)
+
+    def _on_datagram(self, body: bytes, addr: Any) -> None:
+        self.peer.failures = 0  # it answers: a later error starts the backoff afresh
+        self._on_frame(body)
+
+    def _undecodable(self, exc: TarsDecodeError) -> None:
+        log.warning("dropping a datagram from %s: undecodable response packet: %s",
+                    self.peer.label, exc)
+
+    def _check_silence(self, timeout: float) -> None:
+        """Silence closes nothing: there is no connection to replace, calls just time out."""
+
+    def _on_error(self, exc: OSError) -> None:
+        if self.closed:
+            return
+        reason = _reason(exc)
+        self.peer._failed(self._loop.time(), f"{self.peer.label}: {reason}")
+        self.close(reason)
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.peer.connection_lost(self)
+        pending, self.pending = self.pending, {}
+        message = f"{self.peer.label}: {'socket closed' if exc is None else _reason(exc)}"
+        if pending:
+            log.info("%s; failing %d pending call(s)", message, len(pending))
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(_ConnectionLost(message, sent=True, resend=False))
+
+
 class _Peer:
     """An endpoint (host, port) of a communicator: its connection and up/down state."""
 
     __slots__ = ("_comm", "_connecting", "conn", "failed_at", "failures", "host", "label",
                  "port", "retry_at")
+
+    _connection_class: type[_Connection] = _Connection
 
     def __init__(self, comm: Communicator, host: str, port: int) -> None:
         self._comm = comm
@@ -333,28 +426,28 @@ class _Peer:
         comm = self._comm
         loop = comm._loop
         assert loop is not None
-        conn = _Connection(self, loop, comm.config.max_frame_size)
+        conn = self._connection_class(self, loop, comm.config.max_frame_size)
         try:
-            await asyncio.wait_for(
-                loop.create_connection(conn.make_protocol, self.host, self.port),
-                comm.config.connect_timeout / 1000)
+            await asyncio.wait_for(self._establish(loop, conn),
+                                   comm.config.connect_timeout / 1000)
         except (OSError, asyncio.TimeoutError) as exc:
-            if isinstance(exc, asyncio.TimeoutError):
-                reason = "timed out"
-            elif exc.errno:
-                reason = os.strerror(exc.errno)
-            else:
-                reason = str(exc) or type(exc).__name__
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else _reason(exc)
             return self._failed(loop.time(), f"cannot connect to {self.label}: {reason}")
         finally:
             self._connecting = None
         if comm._closed:
             conn.close("communicator closed")
             return TarsConnectError(f"cannot connect to {self.label}: communicator closed")
+        self._opened(conn)
+        return conn
+
+    def _opened(self, conn: _Connection) -> None:
         self.conn = conn
         self.failures = 0
         self.retry_at = 0.0
-        return conn
+
+    async def _establish(self, loop: asyncio.AbstractEventLoop, conn: _Connection) -> None:
+        await loop.create_connection(conn.make_protocol, self.host, self.port)
 
     def _failed(self, now: float, reason: str) -> TarsConnectError:
         config = self._comm.config
@@ -375,6 +468,27 @@ class _Peer:
             self._connecting.cancel()
         if self.conn is not None:
             self.conn.close(reason)
+
+
+class _DatagramPeer(_Peer):
+    """A udp endpoint: its socket opens at once (no handshake), errors mark it down."""
+
+    __slots__ = ()
+
+    _connection_class = _DatagramConnection
+
+    def __init__(self, comm: Communicator, host: str, port: int) -> None:
+        super().__init__(comm, host, port)
+        self.label = f"udp {host}:{port}"
+
+    async def _establish(self, loop: asyncio.AbstractEventLoop, conn: _Connection) -> None:
+        await loop.create_datagram_endpoint(conn.make_protocol,
+                                            remote_addr=(self.host, self.port))
+
+    def _opened(self, conn: _Connection) -> None:
+        """A new socket proves nothing: the backoff restarts only once an answer arrives."""
+        self.conn = conn
+        self.retry_at = 0.0
 
 
 class RemoteMethod:
@@ -661,7 +775,7 @@ class ServantProxy:
         where = f"{self.obj_name}.{func}"
         tried = [peer]
         attempts = [lost.message]
-        retry = idempotent or not lost.sent
+        retry = lost.resend and (idempotent or not lost.sent)
         while retry:
             if self._comm._closed:
                 break
@@ -679,7 +793,7 @@ class ServantProxy:
                                               deadline), peer
             except _ConnectionLost as exc:
                 attempts.append(exc.message)
-                retry = idempotent or not exc.sent
+                retry = exc.resend and (idempotent or not exc.sent)
             except TarsConnectError as exc:  # could not connect: nothing was sent
                 attempts.append(exc.message)
             except TarsTimeoutError as exc:
@@ -740,11 +854,11 @@ class ServantProxy:
     def _rebuild(self) -> None:
         source = self._source
         endpoints = source.endpoints or ()
-        tcp = [ep for ep in endpoints if ep.protocol == "tcp"]
-        if len(tcp) != len(endpoints):
-            log.warning("%s: only tcp endpoints are supported; ignoring %s", self.obj_name,
-                        ", ".join(str(ep) for ep in endpoints if ep.protocol != "tcp"))
-        self._peers = [self._comm._peer(ep) for ep in tcp]
+        usable = [ep for ep in endpoints if ep.protocol != "ssl"]
+        if len(usable) != len(endpoints):
+            log.warning("%s: ssl endpoints are not supported; ignoring %s", self.obj_name,
+                        ", ".join(str(ep) for ep in endpoints if ep.protocol == "ssl"))
+        self._peers = [self._comm._peer(ep) for ep in usable]
         self._version = source.version
 
     async def _pick_slow(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Peer:
@@ -758,7 +872,7 @@ class ServantProxy:
                                        "within the call timeout") from None
         peer = self._pick(loop)
         if peer is None:
-            raise TarsNoEndpointError(f"{self.obj_name}: no active tcp endpoint")
+            raise TarsNoEndpointError(f"{self.obj_name}: no active tcp or udp endpoint")
         return peer
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, peer: _Peer,
@@ -799,7 +913,7 @@ class Communicator:
             base, **{k: v for k, v in overrides.items() if v is not None})
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._peers: dict[tuple[str, int], _Peer] = {}
+        self._peers: dict[tuple[str, str, int], _Peer] = {}
         self._sources: dict[str, RegistryEndpoints] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locator: Locator | None = None
@@ -883,10 +997,11 @@ class Communicator:
         return queue
 
     def _peer(self, endpoint: Endpoint) -> _Peer:
-        key = (endpoint.host, endpoint.port)
+        key = (endpoint.protocol, endpoint.host, endpoint.port)
         peer = self._peers.get(key)
         if peer is None:
-            peer = self._peers[key] = _Peer(self, endpoint.host, endpoint.port)
+            cls = _DatagramPeer if endpoint.protocol == "udp" else _Peer
+            peer = self._peers[key] = cls(self, endpoint.host, endpoint.port)
         return peer
 
     async def close(self) -> None:

@@ -8,6 +8,10 @@
     ...
     await server.stop(5.0)      # graceful: in-flight calls get up to 5 s
 
+Adapters listen on ``tcp`` or ``udp`` endpoints. Over UDP each datagram carries one request
+frame and its answer goes back to the sender as one datagram; malformed datagrams are dropped
+(logged with the sender), an answer too large for a datagram is replaced by a -2 error.
+
 Each frame is decoded and checked (servant -4, ``tars_ping``, function -3, overload -9,
 queue timeout -6, arguments -1) at once; a synchronous method runs inline, a coroutine
 method as its own task (or eagerly, see :class:`Server`), so responses may leave out of
@@ -36,11 +40,11 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from contextvars import copy_context
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import ConfigError
 from .endpoint import Endpoint, parse_endpoint
-from .errors import TarsDecodeError, TarsEncodeError, TarsRpcError
+from .errors import TarsDecodeError, TarsEncodeError, TarsFrameError, TarsRpcError
 from .logs import set_log_level, setup_logging
 from .packet import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -52,7 +56,7 @@ from .packet import (
 )
 from .servant import _CURRENT, Current, MethodEntry, Servant
 from .server_config import Adapter, ServerConfig
-from .transport import FramedProtocol
+from .transport import MAX_DATAGRAM_SIZE, DatagramFrameProtocol, FramedProtocol
 
 if TYPE_CHECKING:
     from .admin import AdminServant
@@ -77,6 +81,25 @@ class AdapterStatus:
     endpoint: Endpoint
     peers: tuple[str, ...]
     inflight: int
+
+
+class _Caller(Protocol):
+    """Where a request came from, as dispatch sees it: a TCP connection or one datagram."""
+
+    received_at: float
+    inflight: int
+    paused: bool
+    closing: bool
+
+    @property
+    def peer(self) -> tuple[str, int] | None: ...
+    @property
+    def peer_text(self) -> str: ...
+    def send(self, frame: bytes) -> bool: ...
+    def close(self) -> None: ...
+    async def drain(self) -> None: ...
+    def done_one(self) -> None: ...
+    def drop(self, reason: str, exc: Exception) -> None: ...
 
 
 class _Connection(FramedProtocol):
@@ -148,6 +171,70 @@ class _Connection(FramedProtocol):
         if self.closing and self.inflight == 0:
             self.close()
 
+    def drop(self, reason: str, exc: Exception) -> None:
+        """A frame that cannot be served: the stream is not trusted any more."""
+        log.warning("%s: closing connection from %s: %s", self.adapter.name, self.peer_text,
+                    reason)
+        self.abort(exc)
+
+
+class _DatagramCall:
+    """One request datagram: answered to its sender in one datagram, nothing to close."""
+
+    __slots__ = ("adapter", "addr", "body", "inflight", "peer", "received_at", "too_large")
+
+    paused = False
+    closing = False
+
+    def __init__(self, adapter: _AdapterRuntime, body: bytes, addr: Any) -> None:
+        self.adapter = adapter
+        self.body = body
+        self.addr = addr
+        self.peer = (str(addr[0]), int(addr[1]))
+        self.received_at = _monotonic()
+        self.inflight = 0
+        self.too_large = False
+
+    @property
+    def peer_text(self) -> str:
+        return f"{self.peer[0]}:{self.peer[1]}"
+
+    def send(self, frame: bytes) -> bool:
+        endpoint = self.adapter.datagram
+        if endpoint is None:
+            return False
+        try:
+            return endpoint.send(frame, self.addr)
+        except TarsFrameError as exc:
+            self._answer_too_large(exc)
+            return False
+
+    def _answer_too_large(self, exc: TarsFrameError) -> None:
+        """Log, and answer with a -2 error instead (once: if even that does not fit, drop)."""
+        req = RequestPacket.tars_decode(self.body)  # it decoded before it could be answered
+        adapter = self.adapter
+        log.error("%s: the answer to %s.%s from %s is not sent: %s", adapter.name,
+                  req.sServantName, req.sFuncName, self.peer_text, exc)
+        if not self.too_large:
+            self.too_large = True
+            adapter.reply(self, req, ReturnCode.SERVER_ENCODE_ERR, b"",
+                          f"the answer of {req.sFuncName} does not fit in a UDP datagram: {exc}")
+
+    def close(self) -> None:
+        """Nothing to close: the adapter's socket stays open."""
+
+    async def drain(self) -> None:
+        """Answers are never held back: UDP has no flow control to wait for."""
+
+    def done_one(self) -> None:
+        self.inflight -= 1
+        if self.adapter.server.stopping:
+            self.adapter.server._check_drained()
+
+    def drop(self, reason: str, exc: Exception) -> None:
+        log.warning("%s: dropping a datagram from %s: %s", self.adapter.name, self.peer_text,
+                    reason)
+
 
 class _AdapterRuntime:
     """The live state of one adapter: listener, connections, in-flight calls, dispatch."""
@@ -168,6 +255,7 @@ class _AdapterRuntime:
         self.tasks: set[asyncio.Task[None]] = set()
         self.inflight = 0
         self.listener: asyncio.Server | None = None
+        self.datagram: DatagramFrameProtocol | None = None
         self.bound = settings.endpoint
 
     # -- connections ---------------------------------------------------------------------
@@ -194,15 +282,32 @@ class _AdapterRuntime:
         if self.server.stopping:
             self.server._check_drained()
 
+    def busy(self) -> bool:
+        """Connections are open, or (udp) calls are in flight."""
+        return bool(self.connections) or (self.datagram is not None and self.inflight > 0)
+
+    def receive_datagram(self, body: bytes, addr: Any) -> None:
+        """One request datagram (udp adapters); the transport checked its length prefix."""
+        call = _DatagramCall(self, body, addr)
+        if self.server.stopping:
+            log.debug("%s: stopping, dropping a datagram from %s", self.name, call.peer_text)
+        elif not self.settings.allows(call.peer[0]):
+            log.warning("%s: dropping a datagram from %s: not in allow list", self.name,
+                        call.peer_text)
+        else:
+            self.dispatch(call, body)
+
+    def close_datagram(self) -> None:
+        if self.datagram is not None:
+            self.datagram.close()
+
     # -- dispatch ------------------------------------------------------------------------
 
-    def dispatch(self, conn: _Connection, frame: bytes) -> None:
+    def dispatch(self, conn: _Caller, frame: bytes) -> None:
         try:
             req = RequestPacket.tars_decode(frame)
         except TarsDecodeError as exc:
-            log.warning("%s: closing connection from %s: not a RequestPacket: %s", self.name,
-                        conn.peer_text, exc)
-            conn.abort(exc)
+            conn.drop(f"not a RequestPacket: {exc}", exc)
             return
         if req.sServantName != self.servant_name:
             self.reply(conn, req, ReturnCode.SERVER_NO_SERVANT_ERR, b"",
@@ -249,9 +354,9 @@ class _AdapterRuntime:
         # included) never leaks into the next call on the connection.
         copy_context().run(self.invoke, conn, req, entry, fn, args)
 
-    def invoke(self, conn: _Connection, req: RequestPacket, entry: MethodEntry,
+    def invoke(self, conn: _Caller, req: RequestPacket, entry: MethodEntry,
                fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        cur = Current(req, self.name, conn)
+        cur = Current(req, self.name, conn)  # type: ignore[arg-type]  # reads .peer only
         _CURRENT.set(cur)
         if entry.is_async:
             self.start_call(conn, req, entry, cur, fn(*args))
@@ -266,7 +371,7 @@ class _AdapterRuntime:
             return
         self.answer(conn, req, entry, cur, result)
 
-    def start_call(self, conn: _Connection, req: RequestPacket, entry: MethodEntry,
+    def start_call(self, conn: _Caller, req: RequestPacket, entry: MethodEntry,
                    cur: Current, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine method; a Task is only kept for one that suspends."""
         loop = self.server.loop
@@ -296,7 +401,7 @@ class _AdapterRuntime:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def run(self, conn: _Connection, req: RequestPacket, entry: MethodEntry,
+    async def run(self, conn: _Caller, req: RequestPacket, entry: MethodEntry,
                   cur: Current, coro: Awaitable[Any]) -> None:
         try:
             try:
@@ -311,7 +416,7 @@ class _AdapterRuntime:
             self.inflight -= 1
             conn.done_one()
 
-    def answer(self, conn: _Connection, req: RequestPacket, entry: MethodEntry, cur: Current,
+    def answer(self, conn: _Caller, req: RequestPacket, entry: MethodEntry, cur: Current,
                result: Any) -> None:
         if req.cPacketType == _ONEWAY:
             return
@@ -328,7 +433,7 @@ class _AdapterRuntime:
             return
         self.reply(conn, req, 0, buffer, "", cur)
 
-    def fail(self, conn: _Connection, req: RequestPacket, cur: Current,
+    def fail(self, conn: _Caller, req: RequestPacket, cur: Current,
              exc: Exception) -> None:
         if isinstance(exc, TarsRpcError):
             code = exc.code if exc.code != 0 and exc.code >= -99 else -99
@@ -341,7 +446,7 @@ class _AdapterRuntime:
                       conn.peer_text, desc, exc_info=exc)
         self.reply(conn, req, code, b"", desc, cur)
 
-    def reply(self, conn: _Connection, req: RequestPacket, ret: int, buffer: bytes, desc: str,
+    def reply(self, conn: _Caller, req: RequestPacket, ret: int, buffer: bytes, desc: str,
               cur: Current | None = None) -> None:
         if req.cPacketType == _ONEWAY:
             return
@@ -456,9 +561,9 @@ class Server:
         if adapter.protocol != "tars":
             raise ValueError(f"adapter {adapter.name}: protocol {adapter.protocol} is not "
                              "supported yet")
-        if adapter.endpoint.protocol != "tcp":
+        if adapter.endpoint.protocol not in ("tcp", "udp"):
             raise ValueError(f"adapter {adapter.name}: {adapter.endpoint.protocol} endpoints "
-                             "are not supported yet (tcp only)")
+                             "are not supported yet (tcp and udp only)")
         if adapter.name in self._adapters:
             raise ValueError(f"adapter {adapter.name} is already defined")
         if any(a.servant_name == name for a in self._adapters.values()):
@@ -524,17 +629,32 @@ class Server:
             for rt in self._adapters.values():
                 if rt.listener is not None:
                     rt.listener.close()
+                rt.close_datagram()
             raise
         self.started_at = _monotonic()
 
     async def _listen(self, rt: _AdapterRuntime) -> None:
         ep = rt.settings.endpoint
         host = ep.bind_host or ep.host
-        rt.listener = await self.loop.create_server(
-            lambda: _Connection(rt), host, ep.port, reuse_address=True, backlog=1024)
-        port = rt.listener.sockets[0].getsockname()[1]
+        if ep.protocol == "udp":
+            port = await self._listen_udp(rt, host, ep.port)
+        else:
+            rt.listener = await self.loop.create_server(
+                lambda: _Connection(rt), host, ep.port, reuse_address=True, backlog=1024)
+            port = rt.listener.sockets[0].getsockname()[1]
         rt.bound = replace(ep, port=port)
         log.info("%s: serving %s on %s", rt.name, rt.servant_name, rt.bound)
+
+    async def _listen_udp(self, rt: _AdapterRuntime, host: str, port: int) -> int:
+        """Open the adapter's datagram socket; the port it got."""
+        size = min(self.max_frame_size, MAX_DATAGRAM_SIZE)
+        _, protocol = await self.loop.create_datagram_endpoint(
+            lambda: DatagramFrameProtocol(rt.receive_datagram, max_frame_size=size,
+                                          name=rt.name),
+            local_addr=(host, port))
+        rt.datagram = protocol
+        assert protocol.local is not None
+        return protocol.local[1]
 
     def request_stop(self, deadline: float | None = None) -> asyncio.Task[None]:
         """Start a graceful stop in the background (signals, AdminObj ``shutdown``)."""
@@ -568,6 +688,9 @@ class Server:
         for rt in self._adapters.values():
             if rt.listener is not None:
                 await rt.listener.wait_closed()
+            if rt.datagram is not None:
+                rt.datagram.close()
+                await rt.datagram.wait_closed()
         assert self._closed is not None
         self._closed.set()
         log.info("stopped")
@@ -585,7 +708,7 @@ class Server:
     def _check_drained(self) -> None:
         drained = self._drained
         if drained is not None and not drained.done() and not any(
-                rt.connections for rt in self._adapters.values()):
+                rt.busy() for rt in self._adapters.values()):
             drained.set_result(None)
 
     async def wait_closed(self) -> None:
