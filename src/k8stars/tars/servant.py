@@ -30,19 +30,23 @@ import inspect
 import operator
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from .codec import Struct
 from .errors import TarsDecodeError, TarsEncodeError
 from .idl.loader import RETURN_FIELD, Interface, Method, Param, python_name
 from .packet import RequestPacket, UniAttribute
 
-if TYPE_CHECKING:
-    from .transport import FramedProtocol
-
 __all__ = ["Current", "MethodEntry", "RawResult", "Servant", "current"]
 
 _MISSING: Any = object()
+
+
+class Peer(Protocol):
+    """Where a call came from: a connection or a datagram's sender (``peer``: host, port)."""
+
+    @property
+    def peer(self) -> tuple[str, int] | None: ...
 
 
 class Current:
@@ -56,7 +60,7 @@ class Current:
                  "servant_name")
 
     def __init__(self, request: RequestPacket, adapter: str,
-                 conn: FramedProtocol | None = None) -> None:
+                 conn: Peer | None = None) -> None:
         self.request = request
         self.servant_name = request.sServantName
         self.adapter = adapter

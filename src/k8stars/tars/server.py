@@ -356,7 +356,7 @@ class _AdapterRuntime:
 
     def invoke(self, conn: _Caller, req: RequestPacket, entry: MethodEntry,
                fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        cur = Current(req, self.name, conn)  # type: ignore[arg-type]  # reads .peer only
+        cur = Current(req, self.name, conn)
         _CURRENT.set(cur)
         if entry.is_async:
             self.start_call(conn, req, entry, cur, fn(*args))
