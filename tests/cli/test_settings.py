@@ -154,6 +154,27 @@ def test_bad_port(text: str) -> None:
     assert str(info.value).startswith("TARS_RAND_PORT_MIN=")
 
 
+def test_metrics_port_is_optional() -> None:
+    assert Settings({}).metrics_port is None
+    assert Settings({"TARS_METRICS_PORT": ""}).metrics_port is None
+    assert Settings({"TARS_METRICS_PORT": "9325"}).metrics_port == 9325
+    assert Settings({"TARS_METRICS_PORT": " 65535 "}).metrics_port == 65535
+    assert Settings({}).get("TARS_METRICS_PORT") is None
+    Settings({}).check("supervisor")
+
+
+@pytest.mark.parametrize("text", ["0", "65536", "metrics", "-1", "9 325", "9325.0"])
+def test_bad_metrics_port(text: str) -> None:
+    s = Settings({"TARS_METRICS_PORT": text})
+    with pytest.raises(SettingsError) as info:
+        _ = s.metrics_port
+    assert str(info.value) == (f"TARS_METRICS_PORT={text!r}: expected a port number from 1 "
+                               "to 65535")
+    with pytest.raises(SettingsError, match="TARS_METRICS_PORT"):
+        s.check("supervisor")
+    s.check("genconf")  # only the supervisor reads it
+
+
 def test_ep_uptime_is_milliseconds_or_a_duration() -> None:
     assert Settings({"TARS_EP_UPTIME": "30000"}).ep_uptime == 30000
     assert Settings({"TARS_EP_UPTIME": "45s"}).ep_uptime == 45000

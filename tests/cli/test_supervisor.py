@@ -288,6 +288,8 @@ def test_as_pid_1(tmp_path: Path) -> None:
      "TARS_CHECK_INTERVAL='10': missing unit (did you mean 10s?)"),
     ({"TARS_REPORT_INTERVAL": "0"}, None, "TARS_REPORT_INTERVAL='0': must be more than 0"),
     ({"TARS_RAND_PORT_MIN": "70000"}, None, "TARS_RAND_PORT_MIN='70000'"),
+    ({"TARS_METRICS_PORT": "metrics"}, None,
+     "TARS_METRICS_PORT='metrics': expected a port number from 1 to 65535"),
     ({}, "application: App\nadapters: [", "_server_meta.yaml"),
     ({}, "", "application and server not set"),
     ({"TARS_START_PATH": "/nonexistent/start.sh"}, None,

@@ -5,7 +5,8 @@ options and the examples' ``_server_meta.yaml``.
 * probe, hook and container commands exist in the image (console scripts of pyproject.toml,
   tarscli subcommands, the Dockerfiles' CMD);
 * Service ports reach container ports, the registry's ports are the ones it listens on, the
-  examples' containerPorts are their fixed adapter ports;
+  examples' containerPorts are their fixed adapter ports plus the metrics port: a containerPort
+  named ``metrics`` exactly when ``TARS_METRICS_PORT`` is set, and equal to it;
 * every env variable set on a tarscli container is one tarscli reads, with a valid value, and the
   pod identity comes from the downward API; the registry gets only variables it reads.
 """
@@ -372,7 +373,7 @@ def test_prometheus_sd_points_at_the_registry() -> None:
     assert names == ["tars-system"]
 
 
-# -- examples: containerPorts are the fixed adapter ports ----------------------------------
+# -- examples: containerPorts are the fixed adapter ports and the metrics port -------------
 
 
 def _fixed_ports(meta_file: Path) -> set[int]:
@@ -395,12 +396,32 @@ def test_example_container_ports_are_its_fixed_adapter_ports(name: str) -> None:
         t for t in _templates()
         if any(image_name(c["image"]) == f"k8stars/example-{name}" for c in t.containers)
     ]  # fmt: skip
-    declared = {p["containerPort"] for c in template.containers for p in c.get("ports", [])}
+    declared = {p["containerPort"] for c in template.containers for p in c.get("ports", [])
+                if p.get("name") != "metrics"}
     fixed = _fixed_ports(meta_file)
     assert declared == fixed, (
         f"{template.name}: containerPorts {sorted(declared)} != fixed adapter ports "
         f"{sorted(fixed)} of {meta_file.relative_to(ROOT)} (${{random_port}} adapters get none)"
     )
+
+
+def test_metrics_container_port_is_tars_metrics_port() -> None:
+    """A pod that sets TARS_METRICS_PORT declares it as containerPort ``metrics`` (and one that
+    declares ``metrics`` sets it): what the registry's /sd hands to Prometheus is open."""
+    with_metrics = 0
+    for template, container in _tarscli_containers():
+        value = Settings(env_literals(container)).metrics_port
+        ports = [p for p in container.get("ports", []) if p.get("name") == "metrics"]
+        if value is None:
+            assert not ports, f"{template.name}: containerPort metrics without TARS_METRICS_PORT"
+            continue
+        with_metrics += 1
+        assert [p["containerPort"] for p in ports] == [value], (
+            f"{template.name}: TARS_METRICS_PORT={value} needs containerPort {value} named "
+            f"metrics, not {ports}"
+        )
+        assert ports[0].get("protocol", "TCP") == "TCP", template.name
+    assert with_metrics >= 1  # examples/hello
 
 
 # -- environment ---------------------------------------------------------------------------

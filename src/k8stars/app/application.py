@@ -26,6 +26,10 @@ A stop (SIGTERM/SIGINT under :meth:`~Application.serve`, AdminObj ``shutdown`` o
 finish for up to ``gracedowntimeout`` (60 s), runs :meth:`~Application.destroy` and closes
 the communicator. The ``prestop`` admin command (``tarscli prestop`` sends it) runs the hooks
 added with :meth:`~Application.on_prestop`.
+
+With ``TARS_METRICS_PORT`` set, the application also serves Prometheus metrics (calls by
+servant, method and return code, latency, process metrics) at ``http://POD_IP:port/metrics``
+(:mod:`k8stars.app.metrics`); the listener stays open until the TARS listeners have drained.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ from k8stars.tars.logs import LOG_FORMAT, log_file_path, set_log_level, setup_lo
 from k8stars.tars.servant import Servant
 from k8stars.tars.server import Server
 from k8stars.tars.server_config import Adapter, ServerConfig
+from k8stars.tars.stats import ServerStats
 
 from .http import HttpApp, HttpServer
+from .metrics import MetricsExporter, metrics_address
 from .remote_config import RemoteConfig, RemoteConfigError, RemoteConfigUnavailable
 
 __all__ = ["Application", "ConfigListener", "PrestopHook"]
@@ -127,6 +133,8 @@ class Application:
         self._remote_config: RemoteConfig | None = None
         self._server: _AppServer | None = None
         self._http: dict[str, HttpServer] = {}
+        self._metrics_at: tuple[str, int] | None = None
+        self._metrics: MetricsExporter | None = None
         self._log_handlers: list[logging.Handler] = []
         self._saved_root_level: int | None = None
         self._started = False
@@ -195,6 +203,11 @@ class Application:
         if http is not None:
             return http.endpoint
         return self.server.endpoint(full)
+
+    @property
+    def metrics(self) -> MetricsExporter | None:
+        """The Prometheus exporter (``TARS_METRICS_PORT`` set), once started; else None."""
+        return self._metrics
 
     def http_server(self, name: str) -> HttpServer:
         """The HTTP server of a ``not_tars`` servant."""
@@ -307,7 +320,9 @@ class Application:
             tars_config = load_config(config)
         except OSError as exc:
             raise ConfigError(f"cannot read the config file: {exc}", os.fspath(config)) from None
-        self._config = ServerConfig.from_tars_config(tars_config)
+        server_config = ServerConfig.from_tars_config(tars_config)
+        self._metrics_at = metrics_address(os.environ, server_config.localip)
+        self._config = server_config
         self._tars_config = tars_config
 
     def _setup_logs(self) -> None:
@@ -350,7 +365,8 @@ class Application:
         cfg = self.config
         server = _AppServer(self, app=cfg.app, server=cfg.server,
                             max_frame_size=cfg.max_packet_length,
-                            graceful_timeout=cfg.gracedown_timeout / 1000.0)
+                            graceful_timeout=cfg.gracedown_timeout / 1000.0,
+                            stats=ServerStats() if self._metrics_at is not None else None)
         impls: dict[str, Servant | HttpApp] = {}
         for key, impl in self._servants.items():
             adapter = self._adapter_for(key)
@@ -412,6 +428,10 @@ class Application:
             await self._server.start()
             for http in self._http.values():
                 await http.start()
+            if self._metrics_at is not None:
+                assert self._server.stats is not None
+                self._metrics = MetricsExporter(self._server.stats, *self._metrics_at)
+                await self._metrics.start()
         except BaseException as exc:
             expected = isinstance(exc, (ConfigError, RemoteConfigError, OSError))
             log.error("%s failed to start: %s", cfg.name, exc,
@@ -420,6 +440,8 @@ class Application:
             raise
         listening = [f"{st.adapter.servant} on {st.endpoint}" for st in self.server.status()]
         listening += [f"{name} (http) on {http.endpoint}" for name, http in self._http.items()]
+        if self._metrics is not None:
+            listening.append(f"metrics on {self._metrics.url()}")
         log.info("%s started: %s", cfg.name, "; ".join(listening) or "no adapters")
 
     async def _abort_start(self) -> None:
@@ -429,6 +451,8 @@ class Application:
                 await http.stop(0)
         if self._server is not None and self._server.started_at is not None:
             await self._server.stop(0)
+        if self._metrics is not None:
+            await self._metrics.stop(0)
         if self._communicator is not None:
             await self._communicator.close()
         self._teardown_logs()
@@ -451,6 +475,8 @@ class Application:
         try:
             await self.server.wait_closed()
             await asyncio.gather(*stops)
+            if self._metrics is not None:  # scraped until the calls have drained
+                await self._metrics.stop()
             try:
                 await _call(self.destroy)
             except Exception as exc:

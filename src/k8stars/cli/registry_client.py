@@ -4,10 +4,11 @@ the service's AdminObj, shared by ``supervisor``, ``prestop`` and ``notify``.
 :class:`RegistryClient` resolves ``tars.tarsregistry.Registry`` and
 ``tars.tarsnotify.NotifyObj`` through the locator of ``data/server_info.yaml`` (QueryF
 ``findObjectByIdInSameGroup``, the list refreshed every 10 s, as the original cached it) and
-sends ``onStartup`` / ``keepAlive`` / ``onPrestop`` with the pod identity (``POD_NAME``,
-``POD_UID``). Timeouts are short (connect 1 s, call 3 s) and no call retries by itself: callers
-retry with a :class:`Backoff`. When ``TARS_REGISTRY_TOKEN`` is set (the registry's shared
-write token) it is sent in the request context key ``tars_registry_token``.
+sends ``onStartup`` / ``keepAlive`` / ``onPrestop`` / ``registerMetrics`` with the pod
+identity (``POD_NAME``, ``POD_UID``). Timeouts are short (connect 1 s, call 3 s) and no call
+retries by itself: callers retry with a :class:`Backoff`. When ``TARS_REGISTRY_TOKEN`` is set
+(the registry's shared write token) it is sent in the request context key
+``tars_registry_token``.
 
 Every failure is a :class:`~k8stars.tars.errors.TarsRpcError` (or a subclass);
 :func:`describe` turns one into a short reason for a log line.
@@ -74,6 +75,7 @@ _AdapterConf: Any = _IDL.struct("tars.AdapterConf")
 _StartupReq: Any = _IDL.struct("tars.onStartupReq")
 _KeepAliveReq: Any = _IDL.struct("tars.keepAliveReq")
 _PrestopReq: Any = _IDL.struct("tars.onPrestopReq")
+_MetricsReq: Any = _IDL.struct("tars.RegisterMetricsReq")
 _ReportInfo: Any = _IDL.struct("tars.ReportInfo")
 _REPORT = int(_IDL.enum("tars.ReportType")["REPORT"])
 _NOTIFYERROR = int(_IDL.enum("tars.NOTIFYLEVEL")["NOTIFYERROR"])
@@ -237,6 +239,13 @@ class RegistryClient:
         req = _PrestopReq(nodeName=info.node_name, application=info.application,
                           server=info.server)
         await self.registry.onPrestop(req, _timeout=self._timeout, _context=self._context)
+
+    async def register_metrics(self, port: int) -> None:
+        """Tell the registry where the service's Prometheus metrics are (``POD_IP:port``)."""
+        info = self.info
+        req = _MetricsReq(nodeName=info.node_name, application=info.application,
+                          server=info.server, metricsPort=port)
+        await self.registry.registerMetrics(req, _timeout=self._timeout, _context=self._context)
 
     async def report(self, message: str) -> None:
         """``Notify.reportNotifyInfo`` to tars.tarsnotify (REPORT, level NOTIFYERROR)."""

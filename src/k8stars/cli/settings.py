@@ -17,8 +17,9 @@ Rules (shared by every subcommand):
   integer and one unit (``30s``, ``500ms``, ``1d``); every value it accepted is still accepted,
   except negative ones, which are rejected here. A bare number other than ``0`` is rejected, as
   in the original (``10`` could mean seconds or milliseconds).
-* Ports (``TARS_RAND_PORT_MIN``/``MAX``): a decimal integer 1..65535. The original silently
-  ignored a bad value; here it is an error.
+* Ports (``TARS_RAND_PORT_MIN``/``MAX``, ``TARS_METRICS_PORT``): a decimal integer 1..65535.
+  The original silently ignored a bad value; here it is an error. ``TARS_METRICS_PORT`` has no
+  default: unset, no metrics port is registered.
 * ``TARS_EP_UPTIME``: milliseconds (the value goes to ``refresh-endpoint-interval`` as in the
   original, whose help text wrongly said seconds), or a duration such as ``60s``.
 * Flags (``TARS_DISABLE_FLOW``): any non-empty value turns the flag on (the original's rule),
@@ -223,6 +224,10 @@ VARIABLES: tuple[Var, ...] = (
         ("supervisor",)),
     Var("TARS_CHECK_SCRIPT_TIMEOUT", "duration", "2s", "Time limit of TARS_BEFORE_CHECK_SCRIPT",
         ("supervisor",)),
+    Var("TARS_METRICS_PORT", "port", "", "k8stars only: port of the service's Prometheus "
+        "/metrics, registered with the registry (registerMetrics) so that its /sd lists "
+        "POD_IP:port; Python services serve it themselves", ("supervisor",),
+        shown="(unset: no metrics)"),
     Var("TARS_DISABLE_FLOW", "flag", "", "Non-empty (other than 0/false/no/off): register "
         "without traffic (grid_flag NO_FLOW)", ("supervisor",)),
     Var("TARS_PRESTOP_WAITTIME", "duration", "80s", "Drain wait of prestop between "
@@ -285,6 +290,10 @@ class Settings:
             raise SettingsError(name, text, f"must be more than 0; expected {DURATION_FORMS}")
         return seconds
 
+    def optional_port(self, name: str) -> int | None:
+        """A port variable without a default: None when unset."""
+        return None if self.raw(name) is None and not _var(name).default else self.port(name)
+
     def port(self, name: str) -> int:
         """A port variable (1..65535)."""
         _var(name, "port")
@@ -324,7 +333,7 @@ class Settings:
         if kind == "duration":
             return self.duration(name)
         if kind == "port":
-            return self.port(name)
+            return self.optional_port(name)
         if kind == "ms":
             return self.milliseconds(name)
         if kind == "flag":
@@ -455,6 +464,11 @@ class Settings:
     @property
     def check_script_timeout(self) -> float:
         return self.duration("TARS_CHECK_SCRIPT_TIMEOUT")
+
+    @property
+    def metrics_port(self) -> int | None:
+        """``TARS_METRICS_PORT``, or None (no metrics)."""
+        return self.optional_port("TARS_METRICS_PORT")
 
     @property
     def disable_flow(self) -> bool:

@@ -11,7 +11,9 @@ What it does, in order:
    ``podName``/``podUid`` from ``POD_NAME``/``POD_UID``), retried with backoff (1 s doubling to
    min(30 s, ``TARS_REPORT_INTERVAL``)) without ever delaying the service; after any failed
    registry call it registers again once the registry answers (a restarted registry may have
-   lost the rows);
+   lost the rows); after each successful ``onStartup``, when ``TARS_METRICS_PORT`` is set,
+   ``registerMetrics`` with that port (retried with the same backoff, failures only logged), so
+   that Prometheus finds ``POD_IP:port`` through the registry's ``/sd``;
 4. runs ``TARS_BEFORE_CHECK_SCRIPT`` (killed after ``TARS_CHECK_SCRIPT_TIMEOUT``), then starts
    ``TARS_START_PATH`` (``sh -c``, default ``$TARS_PATH/bin/start.sh``) in its own process
    group; its stdout and stderr go to the supervisor's (``kubectl logs``) and are appended to

@@ -179,6 +179,7 @@ class Supervisor:
         self.start_path = settings.start_path
         self.stop_path = settings.stop_path
         self.version = settings.server_version
+        self.metrics_port = settings.metrics_port
         targets, warnings = targets_of(info)
         for warning in warnings:
             log.warning("%s", warning)
@@ -199,6 +200,7 @@ class Supervisor:
         self._tees: list[OutputTee] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._registry_task: asyncio.Task[None] | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
         self._reported = ""
         self._last_report = 0.0
         self._report_wall = 0.0
@@ -263,7 +265,7 @@ class Supervisor:
     async def _registry_loop(self) -> None:
         """Register, then heartbeat; after any failure register again (see the docstring)."""
         interval = self.report_interval
-        backoff = Backoff(min(1.0, interval), max(min(1.0, interval), min(30.0, interval)))
+        backoff = self._backoff()
         registered = False
         failed_with = ""
         while not (self.deactivating or self.stopping):
@@ -299,6 +301,7 @@ class Supervisor:
                 log.info("registered %s on %s as %s (%d adapter(s)%s)", self.info.full_name,
                          self.info.node_name, state, len(self.info.adapters),
                          ", no traffic: TARS_DISABLE_FLOW" if self.disable_flow else "")
+                self._register_metrics_soon()
             elif state != self._reported:
                 log.info("reported state %s", state)
             if failed_with:
@@ -309,6 +312,46 @@ class Supervisor:
             self._reported = state
             self._last_report = time.monotonic()
             self._report_wall = time.time()
+
+    def _backoff(self) -> Backoff:
+        """Retry delays of registry calls: 1 s doubling to min(30 s, TARS_REPORT_INTERVAL)."""
+        interval = self.report_interval
+        return Backoff(min(1.0, interval), max(min(1.0, interval), min(30.0, interval)))
+
+    def _register_metrics_soon(self) -> None:
+        """After each onStartup: registerMetrics (TARS_METRICS_PORT) in the background."""
+        if self.metrics_port is None:
+            return
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+        self._metrics_task = self._spawn(self._register_metrics(self.metrics_port))
+
+    async def _register_metrics(self, port: int) -> None:
+        """registerMetrics, retried with backoff until it succeeds; failures are only logged
+        (metrics never hold back the service or its registration)."""
+        backoff = self._backoff()
+        failed_with = ""
+        while True:
+            try:
+                await self.client.register_metrics(port)
+            except Exception as exc:
+                reason = describe(exc)
+                if reason != failed_with:
+                    log.warning("registerMetrics failed: registry %s; retrying with backoff",
+                                reason)
+                failed_with = reason
+                await asyncio.sleep(backoff.next())
+                continue
+            log.info("registered metrics port %d: the registry's /sd lists %s:%d", port,
+                     self.info.node_name, port)
+            return
+
+    async def _stop_registry_calls(self) -> None:
+        """Cancel the registry loop and a pending registerMetrics."""
+        for task in (self._registry_task, self._metrics_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     def _report(self, message: str) -> None:
         """Report an event to tars.tarsnotify in the background (always logged here)."""
@@ -501,9 +544,7 @@ class Supervisor:
         log.info("data/prestop exists: deactivating, no more reports or restarts")
         self.state = DEACTIVATING
         crossed = self._in_flight
-        if self._registry_task is not None:
-            self._registry_task.cancel()
-            await asyncio.gather(self._registry_task, return_exceptions=True)
+        await self._stop_registry_calls()
         try:
             marked = os.stat(marker).st_mtime
         except OSError:
@@ -520,9 +561,7 @@ class Supervisor:
     async def _shutdown(self) -> None:
         self.stopping = True
         self.deactivating = True
-        if self._registry_task is not None:
-            self._registry_task.cancel()
-            await asyncio.gather(self._registry_task, return_exceptions=True)
+        await self._stop_registry_calls()
         flow = PrestopFlow(self.tars_path, self.info, self.client, self.prestop_wait,
                            who="tarscli supervisor", skip_wait=self._hurry)
         await run_flow(flow)
