@@ -402,7 +402,9 @@ def run(args: argparse.Namespace) -> int:
         # 1. registration
         time.sleep(1.0)  # both replicas show each other's own servants
         own_a, own_b = active_instances(a), active_instances(b)
+        before = db_counters(root)
         took = asyncio.run(register(a, items, args.reg_concurrency))
+        after = db_counters(root)
         seen_b = wait_instances(b, own_b + len(items), 60)
         wait_instances(a, own_a + len(items), 10)
         rate = len(items) / took
@@ -412,6 +414,11 @@ def run(args: argparse.Namespace) -> int:
                      "PASS" if took < 60 else "MISS"))  # fmt: skip
         notes.append(f"replica B showed all {len(items)} instances {seen_b:.2f} s after the "
                      "last onStartup returned")  # fmt: skip
+        per_reg = {k: (after[k] - before[k]) / len(items) for k in after}
+        notes.append(f"registration: {per_reg['Com_commit']:.3f} COMMIT, "
+                     f"{per_reg['Com_insert']:.3f} INSERT and {per_reg['Questions']:.2f} "
+                     "statements in all per onStartup on the database server (both replicas, "
+                     "polls included)")  # fmt: skip
 
         # 2. QueryF lookups
         q = node_load("find", a.query_proxy, servants, args.query_concurrency, args.seconds)

@@ -11,9 +11,13 @@ thread pool. Background tasks:
 * **writer**: the *journal* of accepted writes, in arrival order. Heartbeats are validated on
   arrival and coalesced into the journal's open batch (last state per (node, application, server,
   pod UID) wins), written with ``Store.keep_alive_batch`` every ``flush_interval_s`` (0.1 s) or at
-  ``flush_beats`` beats; onStartup / onPrestop / registerMetrics are journal entries of their own
-  (up to ``op_concurrency`` consecutive ones on distinct nodes are written in parallel; per node
-  the arrival order is kept).
+  ``flush_beats`` beats; onStartup / onPrestop / registerMetrics are journal entries of their own.
+  A run of consecutive onStartups on distinct nodes (up to ``startup_batch``) is written in one
+  transaction (``Store.on_startup_batch``: set-based, the same rows as one by one); if the
+  database refuses it for a reason of its own (a constraint, a trigger: not an outage), or it
+  fails unexpectedly, the run is written again one request at a time, so that one bad request
+  does not hold back the others. Up to ``op_concurrency`` consecutive onPrestop /
+  registerMetrics on distinct nodes are written in parallel. Per node the arrival order is kept.
 * **expiry** (every ``expire_interval_s``, 10 s): ``Store.expire`` (inactive after
   ``inactive_after_s``, deleted after ``delete_after_s``) and ``Store.expire_registry_info``.
   Idempotent, so every replica may run it. It is held back for ``inactive_after_s`` after start
@@ -24,9 +28,10 @@ thread pool. Background tasks:
   resolve through QueryF.
 
 Read-your-writes: an onStartup / onPrestop / registerMetrics returns once it is in the database
-*and* a poll started after the write has been applied to the index. A heartbeat that changes an
-instance's state to a non-routable one (inactive, deactivating, ...) takes the endpoint out of the
-answers at once (an *overlay* on the database rows, dropped when a later poll confirms the write);
+*and* a poll started after the write has been applied to the index (one poll serves a whole
+run of onStartups). A heartbeat that changes an instance's state to a non-routable one
+(inactive, deactivating, ...) takes the endpoint out of the answers at once (an *overlay* on
+the database rows, dropped when a later poll confirms the write);
 a change to ``active`` is written at once and shown after the next poll (tens of ms), so the
 database decides whether a heartbeat may revive a row (pod identity, K8STARS #14).
 
@@ -56,7 +61,7 @@ from typing import Any, TypeVar
 from .index import RegistryIndex, ServerKey, is_routable
 from .metrics import RegistryMetrics
 from .model import InstanceRow, RegistrySnapshot
-from .store import CleanReport, Store, Watermark
+from .store import CleanReport, Store, StoreRefusedError, Watermark
 from .store_validate import (
     Beat,
     Startup,
@@ -87,6 +92,8 @@ _NO_NODES: dict[str, tuple[InstanceRow, ...]] = {}
 _monotonic = time.monotonic
 #: Expiry waits while accepted heartbeats are older than the flush interval plus this (s).
 WRITE_LAG_S = 2.0
+# outcomes of RegistryService._write_one
+_WRITTEN, _REFUSED, _DOWN = "written", "refused", "down"
 
 
 class RegistryBusyError(StoreUnavailableError):
@@ -112,6 +119,8 @@ class ServiceOptions:
     retry_max_s: float = 5.0
     max_pending_requests: int = 100_000
     op_concurrency: int = 4
+    #: Most onStartups written in one transaction.
+    startup_batch: int = 256
     db_threads: int = 8
     #: Read-your-writes: longest wait for the refresh after a write.
     refresh_timeout_s: float = 5.0
@@ -129,8 +138,10 @@ class ServiceOptions:
                      "retry_max_s"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
-        if self.flush_beats < 1 or self.op_concurrency < 1 or self.db_threads < 2:
-            raise ValueError("flush_beats and op_concurrency must be >= 1, db_threads >= 2")
+        if (self.flush_beats < 1 or self.op_concurrency < 1 or self.startup_batch < 1
+                or self.db_threads < 2):  # fmt: skip
+            raise ValueError("flush_beats, op_concurrency and startup_batch must be >= 1, "
+                             "db_threads >= 2")  # fmt: skip
 
     @property
     def grace_s(self) -> float:
@@ -229,10 +240,11 @@ class _BeatBatch:
 @dataclass(eq=False, slots=True)
 class _Op:
     kind: str  # "onStartup" | "onPrestop" | "registerMetrics"
-    req: object
+    req: object  # the request (onStartup: the validated Startup)
     node: str
     overlay: _Overlay | None = None
     done: asyncio.Future[bool] | None = None  # True: written; False: queued (database down)
+    epoch: int = 0  # the write epoch it was committed in
 
 
 _Entry = _Op | _BeatBatch
@@ -406,13 +418,17 @@ class RegistryService:
 
     # ------------------------------------------------------------------ database calls
 
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store call in the pool; track the database's health."""
+    async def _db(self, fn: Callable[..., T], *args: Any, refused_ok: bool = False) -> T:
+        """Run a store call in the pool; track the database's health. ``refused_ok``: a
+        :class:`StoreRefusedError` (the caller retries otherwise) says the database is up."""
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self._executor, functools.partial(fn, *args))
         except StoreUnavailableError as exc:
-            self._set_db_up(False, str(exc))
+            if refused_ok and isinstance(exc, StoreRefusedError):
+                self._set_db_up(True)
+            else:
+                self._set_db_up(False, str(exc))
             raise
         self._set_db_up(True)
         return result
@@ -446,7 +462,7 @@ class RegistryService:
         rows = tuple(_startup_rows(reg))
         overlay = _Overlay(reg.node, reg.application, reg.server, "startup", rows=rows,
                            pod_uid=reg.pod_uid)  # fmt: skip
-        return await self._submit(_Op("onStartup", req, reg.node), overlay)
+        return await self._submit(_Op("onStartup", reg, reg.node), overlay)
 
     async def on_prestop(self, req: object) -> bool:
         """onPrestop (see :meth:`on_startup` for the result)."""
@@ -584,7 +600,7 @@ class RegistryService:
         op.done = asyncio.get_running_loop().create_future()
         written = await op.done
         if written:
-            await self._refresh(self._written_epoch)
+            await self._refresh(op.epoch)
             if self.metrics is not None:
                 self.metrics.write_visible.observe(_monotonic() - started)
         return written
@@ -632,23 +648,36 @@ class RegistryService:
             delay = min(delay * 2, self.options.retry_max_s)
 
     async def _write_head(self) -> bool:
-        """Write the journal's head (a heartbeat batch, or a run of requests on distinct
-        nodes). False when the database is unavailable (the entries stay at the head)."""
+        """Write the journal's head (a heartbeat batch, a run of onStartups, or up to
+        ``op_concurrency`` other requests on distinct nodes). False when the database is
+        unavailable (what was not written stays at the head, in order)."""
         head = self._journal.popleft()
         if isinstance(head, _BeatBatch):
             if head is self._open:
                 self._open = None
             return await self._write_batch(head)
+        startups = head.kind == "onStartup"
+        limit = self.options.startup_batch if startups else self.options.op_concurrency
         ops = [head]
-        nodes = {head.node}
-        while (len(ops) < self.options.op_concurrency and self._journal
-               and isinstance(self._journal[0], _Op) and self._journal[0].node not in nodes):
-            nxt = self._journal.popleft()
-            assert isinstance(nxt, _Op)
+        nodes = {head.node.lower()}  # as a case-insensitive database compares them
+        while len(ops) < limit and self._journal:
+            nxt = self._journal[0]
+            if (not isinstance(nxt, _Op) or nxt.node.lower() in nodes
+                    or (nxt.kind == "onStartup") != startups):  # fmt: skip
+                break
+            self._journal.popleft()
             ops.append(nxt)
-            nodes.add(nxt.node)
-        results = await asyncio.gather(*(self._write_op(op) for op in ops))
-        failed = [op for op, ok in zip(ops, results, strict=True) if not ok]
+            nodes.add(nxt.node.lower())
+        if startups and len(ops) > 1:
+            return self._settle(ops, await self._write_startups(ops))
+        return self._settle(ops, await asyncio.gather(*(self._write_op(op) for op in ops)))
+
+    def _settle(self, ops: list[_Op], results: Iterable[bool]) -> bool:
+        """Finish a write of ``ops``: the written ones are done (one write epoch, so one poll
+        shows them all); the others go back to the journal's head, in order, and are shown
+        through their overlays meanwhile. True when all were written."""
+        outcome = list(results)
+        failed = [op for op, ok in zip(ops, outcome, strict=True) if not ok]
         for op in reversed(failed):
             self._journal.appendleft(op)
         for op in failed:
@@ -656,9 +685,10 @@ class RegistryService:
         if len(failed) < len(ops):
             self._written_epoch += 1
             epoch = self._written_epoch
-            for op, ok in zip(ops, results, strict=True):
+            for op, ok in zip(ops, outcome, strict=True):
                 if ok:
                     self._pending_ops -= 1
+                    op.epoch = epoch
                     if op.overlay is not None:
                         op.overlay.written = epoch
                     if op.done is not None and not op.done.done():
@@ -666,7 +696,47 @@ class RegistryService:
             self._poll_kick.set()
         return not failed
 
+    async def _write_startups(self, ops: list[_Op]) -> list[bool]:
+        """A run of onStartups on distinct nodes in one transaction; if the database refuses
+        it (not an outage) or it fails unexpectedly, one by one (:meth:`_write_each`)."""
+        try:
+            await self._db(self.store.on_startup_batch, [op.req for op in ops], refused_ok=True)
+        except StoreRefusedError as exc:
+            log.warning("a run of %d onStartup refused (%s): writing them one by one",
+                        len(ops), exc)  # fmt: skip
+        except StoreUnavailableError:
+            return [False] * len(ops)
+        except Exception as exc:  # validation happened on arrival: this is unexpected
+            log.error("a run of %d onStartup failed (%s): writing them one by one", len(ops),
+                      exc)  # fmt: skip
+        else:
+            return [True] * len(ops)
+        return await self._write_each(ops)
+
+    async def _write_each(self, ops: list[_Op]) -> list[bool]:
+        """Write ``ops`` (on distinct nodes) one by one, ``op_concurrency`` at a time, as
+        :meth:`_write_op`: a request the database refuses stays queued, one that fails
+        unexpectedly is dropped, the others are written. Stops at an outage: the rest stays
+        queued."""
+        results: list[bool] = []
+        step = self.options.op_concurrency
+        for i in range(0, len(ops), step):
+            group = ops[i : i + step]
+            outcomes = await asyncio.gather(*(self._write_one(op) for op in group))
+            results += [outcome == _WRITTEN for outcome in outcomes]
+            if _DOWN in outcomes:
+                break
+        return results + [False] * (len(ops) - len(results))
+
     async def _write_op(self, op: _Op) -> bool:
+        """Write one request: True when done with it (written, or dropped with its caller
+        told), False when it stays queued."""
+        return await self._write_one(op) == _WRITTEN
+
+    async def _write_one(self, op: _Op) -> str:
+        """Write one request: :data:`_WRITTEN` when done with it (written, or dropped with its
+        caller told), :data:`_REFUSED` (the database refused it) or :data:`_DOWN` (the database
+        is unavailable) when it stays queued."""
         fn: Callable[[object], object] = {
             "onStartup": self.store.on_startup,
             "onPrestop": self.store.on_prestop,
@@ -674,16 +744,17 @@ class RegistryService:
         }[op.kind]
         try:
             await self._db(fn, op.req)
+        except StoreRefusedError:
+            return _REFUSED
         except StoreUnavailableError:
-            return False
+            return _DOWN
         except Exception as exc:  # validation happened on arrival: this is unexpected
             log.error("%s from %s dropped: %s", op.kind, op.node, exc)
             if op.overlay is not None:
                 self._remove_overlay(op.overlay)
             if op.done is not None and not op.done.done():
                 op.done.set_exception(exc)
-            return True  # done with it (counted as written by the caller)
-        return True
+        return _WRITTEN  # done with it (counted as written by the caller)
 
     async def _write_batch(self, batch: _BeatBatch) -> bool:
         beats = list(batch.beats.values())

@@ -1,10 +1,13 @@
 """The registry store: K8STARS writes and index reads on ``db_tars`` (MySQL/MariaDB or SQLite).
 
 One code path (SQLAlchemy Core) for both databases. Each operation is one transaction (all or
-nothing), every statement is parameterized, and every timestamp is database time
+nothing; a batch of onStartups, :meth:`Store.on_startup_batch`, is one operation of set-based
+statements with the result of the requests one by one), every statement is parameterized (MySQL
+multi-row INSERTs: the driver binds the values), and every timestamp is database time
 (``CURRENT_TIMESTAMP``; :meth:`Store.db_now`), never the local clock. Requests are validated
 before anything is written (:class:`StoreValidationError`); database failures raise
-:class:`StoreUnavailableError` so the caller can keep the operation and retry.
+:class:`StoreUnavailableError` so the caller can keep the operation and retry
+(:class:`StoreRefusedError` when the database answered and refused it: a constraint, a trigger).
 
 Semantics beyond the Go original (see ``k8stars-upstream.md``):
 
@@ -22,6 +25,7 @@ Semantics beyond the Go original (see ``k8stars-upstream.md``):
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import defaultdict
@@ -35,7 +39,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
-    bindparam,
     case,
     create_engine,
     delete,
@@ -74,6 +77,7 @@ from .store_changes import CRC_FUNCTION, GroupKey, PollSettings, Watermark, sqli
 from .store_changes import load_changes as _load_changes
 from .store_changes import load_snapshot as _load_snapshot
 from .store_validate import (
+    AdapterSpec,
     Beat,
     Startup,
     StoreError,
@@ -94,6 +98,7 @@ __all__ = [
     "KeepAliveResult",
     "Store",
     "StoreError",
+    "StoreRefusedError",
     "StoreUnavailableError",
     "StoreValidationError",
     "Watermark",
@@ -115,6 +120,20 @@ _CHUNK = 1000  # values per IN list
 _ROUTABLE_STATES = ("active", "activating", "deactivating")
 _MYSQL_RETRY = {1205, 1213}  # lock wait timeout, deadlock
 _MYSQL_UNKNOWN_DB = 1049
+#: MySQL server errors that say the database cannot serve now (not that it refuses this write):
+#: too many connections, access denied, shutting down, killed or idle connection, read-only.
+_MYSQL_UNAVAILABLE = {1040, 1044, 1045, 1053, 1077, 1152, 1184, 1205, 1213, 1290, 1792, 1836,
+                      1927, 4031}  # fmt: skip
+#: Rows per multi-row INSERT on MySQL.
+_ROWS_PER_INSERT = 500
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+class StoreRefusedError(StoreUnavailableError):
+    """The database answered and refused the operation for a reason of its own (a constraint, a
+    trigger, a value it does not take): nothing was written, and writing it again will likely
+    fail again, while other operations may pass. A :class:`StoreUnavailableError`, so callers
+    that do not tell the two apart keep the operation and retry it, as before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +367,9 @@ class Store:
                 if attempt + 1 < attempts and _retryable(exc):
                     time.sleep(0.02 * (attempt + 1))
                     continue
+                if _refused(exc, self.is_mysql):
+                    raise StoreRefusedError(f"database refused the write: {_describe(exc)}"
+                                            ) from exc  # fmt: skip
                 raise StoreUnavailableError(f"database unavailable: {_describe(exc)}") from exc
             except (sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:  # pool exhausted etc.
                 raise StoreUnavailableError(f"database unavailable: {_describe(exc)}") from exc
@@ -367,7 +389,8 @@ class Store:
     ) -> None:
         """INSERT rows; on a duplicate key set the ``inserted`` columns from the row (MySQL ON
         DUPLICATE KEY UPDATE / SQLite ON CONFLICT). Row values that are :data:`NOW` become part
-        of the statement, the rest parameters, so the compiled statement is cached."""
+        of the statement, the rest parameters, so the compiled statement is cached. Every row
+        has the same columns, and the same of them are :data:`NOW`."""
         now_cols = tuple(c for c, v in rows[0].items() if v is NOW)
         sig = ("upsert", table.name, now_cols, tuple(keys), tuple(inserted))
         stmt = self._statements.get(sig)
@@ -382,12 +405,52 @@ class Store:
                     index_elements=list(keys), set_={c: lite.excluded[c] for c in inserted}
                 )
             self._statements[sig] = stmt
+        self._execute_rows(conn, sig, stmt, rows)
+
+    def _insert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Plain INSERT of rows, as :meth:`_upsert` (:data:`NOW` values in the statement)."""
+        now_cols = tuple(c for c, v in rows[0].items() if v is NOW)
+        sig = ("insert", table.name, now_cols)
+        stmt = self._statements.get(sig)
+        if stmt is None:
+            fixed = {c: NOW for c in now_cols}
+            dialect_insert = mysql_dialect.insert if self.is_mysql else sqlite_dialect.insert
+            stmt = self._statements[sig] = dialect_insert(table).values(fixed)
+        self._execute_rows(conn, sig, stmt, rows)
+
+    def _execute_rows(
+        self, conn: Connection, sig: tuple[Any, ...], stmt: Any, rows: list[dict[str, Any]]
+    ) -> None:
+        if self.is_mysql and len(rows) > 1:
+            self._mysql_rows(conn, sig, stmt, rows)
+            return
         params = [{c: v for c, v in row.items() if v is not NOW} for row in rows]
-        if self.is_mysql and len(params) > 1:
-            for row in params:  # pymysql sends an executemany with SQL functions row by row
-                conn.execute(stmt, row)
-        else:
-            conn.execute(stmt, params[0] if len(params) == 1 else params)
+        conn.execute(stmt, params[0] if len(params) == 1 else params)  # SQLite: executemany
+
+    def _mysql_rows(
+        self, conn: Connection, sig: tuple[Any, ...], stmt: Any, rows: list[dict[str, Any]]
+    ) -> None:
+        """Rows in multi-row INSERTs, up to :data:`_ROWS_PER_INSERT` a statement, in the order
+        given. (pymysql sends an executemany of a statement with SQL functions in its VALUES
+        row by row, one round trip each.) The one-row statement is compiled once; its VALUES
+        tuple is repeated, with positional parameters bound by the driver."""
+        key = ("rows", *sig)
+        parts = self._statements.get(key)
+        if parts is None:
+            columns = [c for c, v in rows[0].items() if v is not NOW]
+            compiled = str(stmt.compile(dialect=conn.dialect, column_keys=columns))
+            names = tuple(_PLACEHOLDER.findall(compiled))
+            sql = _PLACEHOLDER.sub("%s", compiled)
+            start = sql.index(" VALUES (") + len(" VALUES ")
+            end = sql.index(")", start) + 1
+            one = sql[start:end]
+            if "(" in one[1:] or one.count("%s") != len(names) or "%" in sql[end:]:
+                raise AssertionError(f"unexpected INSERT layout: {compiled}")  # pragma: no cover
+            parts = self._statements[key] = (sql[:start], one, sql[end:], names)
+        head, one, tail, names = parts
+        for chunk in _chunks(rows, _ROWS_PER_INSERT):
+            conn.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail,
+                                 tuple(row[c] for row in chunk for c in names))  # fmt: skip
 
     def _wrote(self, *, unlogged: bool = False) -> None:
         """Count a committed write that may change the answers (see :meth:`load_changes`)."""
@@ -403,106 +466,139 @@ class Store:
     # -- K8STARS writes -----------------------------------------------------------------------
 
     def on_startup(self, req: object) -> None:
-        """onStartup: node, server and adapter upserts; replaces a dead pod's rows (K8STARS #14)."""
-        reg = validate_startup(req)
-        self._run(lambda conn: self._startup(conn, reg))
-        self._wrote()
+        """onStartup: node, server and adapter upserts; replaces a dead pod's rows (K8STARS #14).
+        A batch of one (:meth:`on_startup_batch`)."""
+        self.on_startup_batch([req])
 
-    def _startup(self, conn: Connection, reg: Startup) -> None:
-        if reg.pod_uid:
-            node_row = conn.execute(
-                select(_n.id, _n.pod_uid).where(_n.node_name == reg.node).with_for_update()
-            ).first()
-            node_uid = (node_row.pod_uid or "") if node_row is not None else ""
-            dead = []
+    def on_startup_batch(self, reqs: Iterable[object]) -> int:
+        """Apply onStartup requests in order, in one transaction (all or nothing) of set-based
+        statements; returns how many.
+
+        The result is that of :meth:`on_startup` for each request in turn: the same rows in
+        ``t_node_info``, ``t_server_conf`` and ``t_adapter_conf``, the same dead pods' rows
+        and host-level configs deleted, the same change-log rows in the same order. Every
+        request is validated before anything is written (:class:`StoreValidationError`); items
+        may be requests or validated :class:`Startup` objects.
+
+        How: the batch's nodes are locked first, with one ``SELECT ... FOR UPDATE`` in name
+        order (transactions that share nodes take those locks in the same order), then each
+        *segment* -- consecutive requests on distinct nodes, whose rows are disjoint, so that
+        their order does not matter -- costs a handful of statements: one read of the servers
+        on its identified nodes, the deletion of dead pods' rows, one multi-row upsert per
+        table (rows in key order), one deletion of the adapters no longer listed. A request
+        that repeats a node starts a new segment, which sees what the earlier ones wrote. The
+        change log gets one multi-row INSERT at the end.
+        """
+        regs = [r if isinstance(r, Startup) else validate_startup(r) for r in reqs]
+        if not regs:
+            return 0
+        self._run(lambda conn: self._startups(conn, regs))
+        self._wrote()
+        return len(regs)
+
+    def _fold(self, node: str) -> str:
+        """A node name as the database compares it (MySQL: case-insensitive collation)."""
+        return node.lower() if self.is_mysql else node
+
+    def _startups(self, conn: Connection, regs: Sequence[Startup]) -> None:
+        fold = self._fold
+        node_uid: dict[str, str] = {}  # folded node name -> pod UID of its row ('' = none)
+        for chunk in _chunks(sorted({r.node for r in regs})):
             for row in conn.execute(
-                select(_s.application, _s.server_name, _s.pod_uid).where(_s.node_name == reg.node)
+                select(_n.node_name, _n.pod_uid)
+                .where(_n.node_name.in_(chunk))
+                .order_by(_n.node_name)
+                .with_for_update()
             ):
+                node_uid[fold(row.node_name)] = row.pod_uid or ""
+        log: list[tuple[str, str, str]] = []
+        for segment in _segments(regs, fold):
+            self._startup_segment(conn, segment, node_uid, log)
+            for reg in segment:  # the node rows as the segment left them
+                node_uid[fold(reg.node)] = reg.pod_uid or node_uid.get(fold(reg.node), "")
+        self._insert(
+            conn,
+            t_k8stars_change,
+            [{"application": a, "server_name": s, "node_name": n, "changed_at": NOW}
+             for a, s, n in log],
+        )  # fmt: skip
+
+    def _startup_segment(
+        self,
+        conn: Connection,
+        segment: Sequence[Startup],
+        node_uid: Mapping[str, str],
+        log: list[tuple[str, str, str]],
+    ) -> None:
+        """Requests on distinct nodes (see :meth:`on_startup_batch`); appends to ``log`` the
+        change-log rows, in the order one-by-one writes would make them."""
+        fold = self._fold
+        # A pod with a UID replaces the rows on its node (pod IP) that belong to another pod:
+        # servers with another UID, and, when the node was last claimed by another identified
+        # pod, servers without one (K8STARS #14).
+        identified = {fold(r.node): r for r in segment if r.pod_uid}
+        dead: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+        for chunk in _chunks(sorted(r.node for r in identified.values())):
+            for row in conn.execute(
+                select(_s.application, _s.server_name, _s.node_name, _s.pod_uid).where(
+                    _s.node_name.in_(chunk)
+                )
+            ):
+                folded = fold(row.node_name or "")
+                reg = identified.get(folded)
+                if reg is None:  # pragma: no cover - the IN list matched it
+                    continue
                 row_uid = row.pod_uid or ""
                 if row_uid == reg.pod_uid:
                     continue
-                if row_uid or (node_uid and node_uid != reg.pod_uid):
-                    dead.append((row.application, row.server_name, reg.node))
-            _delete_servers(conn, dead)
+                owner = node_uid.get(folded, "")
+                if row_uid or (owner and owner != reg.pod_uid):
+                    dead[folded].add((row.application, row.server_name, reg.node))
+        if dead:
+            _delete_servers(conn, [k for r in segment for k in sorted(dead.get(fold(r.node), ()))],
+                            log=False)  # fmt: skip
+        for reg in segment:
+            log += sorted(dead.get(fold(reg.node), ()))
+            log.append((reg.application, reg.server, reg.node))
 
-        pod_name, pod_uid = reg.pod_name or None, reg.pod_uid or None
-        node_values: dict[str, Any] = {
-            "node_name": reg.node,
-            "node_obj": f"tars.tarsnode.NodeObj@tcp -h {reg.node} -p 0",
-            "endpoint_ip": reg.node,
-            "endpoint_port": 0,
-            "last_reg_time": NOW,
-            "last_heartbeat": NOW,
-            "setting_state": "active",
-            "present_state": "active",
-            "modify_time": NOW,
-            "pod_name": pod_name,
-            "pod_uid": pod_uid,
-        }
-        node_update = ["last_reg_time", "last_heartbeat", "present_state", "modify_time"]
-        if reg.pod_uid:  # an old client does not erase the identity a new one recorded
-            node_update += ["pod_name", "pod_uid"]
-        self._upsert(conn, t_node_info, [node_values], ["node_name"], node_update)
-
-        server_values: dict[str, Any] = {
-            "application": reg.application,
-            "server_name": reg.server,
-            "node_name": reg.node,
-            "registry_timestamp": NOW,
-            "setting_state": "active",
-            "present_state": reg.state,
-            "patch_version": reg.version,
-            "patch_time": NOW,
-            "posttime": NOW,
-            "server_type": "tars_cpp",
-            "enable_set": reg.enable_set,
-            "set_name": reg.set_name,
-            "set_area": reg.set_area,
-            "set_group": reg.set_group,
-            "grid_flag": "NO_FLOW" if reg.disable_flow else "NORMAL",
-            "flow_state": "inactive" if reg.disable_flow else "active",
-            "pod_name": pod_name,
-            "pod_uid": pod_uid,
-        }
-        keys = ["application", "server_name", "node_name"]
-        self._upsert(
-            conn,
-            t_server_conf,
-            [server_values],
-            keys,
-            [c for c in server_values if c not in keys],
-        )
-
-        names = [a.adapter_name for a in reg.adapters]
-        if reg.adapters:
-            rows = [
-                {
-                    "application": reg.application,
-                    "server_name": reg.server,
-                    "node_name": reg.node,
-                    "adapter_name": a.adapter_name,
-                    "registry_timestamp": NOW,
-                    "servant": a.servant,
-                    "endpoint": a.endpoint,
-                    "protocol": a.protocol,
-                    "thread_num": a.thread_num,
-                    "max_connections": a.max_conns,
-                    "queuecap": a.queue_cap,
-                    "queuetimeout": a.queue_timeout,
-                    "posttime": NOW,
-                }
-                for a in reg.adapters
-            ]
-            columns = [c for c in rows[0] if c not in (*keys, "adapter_name")]
-            self._upsert(conn, t_adapter_conf, rows, [*keys, "adapter_name"], columns)
+        # Rows in key order: transactions touching the same rows lock them in the same order.
+        by_node = sorted(segment, key=lambda r: r.node)
+        for identified_pods in (False, True):
+            nodes = [_node_values(r) for r in by_node if bool(r.pod_uid) == identified_pods]
+            if nodes:
+                # an old client does not erase the identity a new one recorded
+                update_cols = _NODE_UPDATE + (("pod_name", "pod_uid") if identified_pods else ())
+                self._upsert(conn, t_node_info, nodes, ["node_name"], update_cols)
+        by_server = sorted(segment, key=lambda r: (r.application, r.server, r.node))
+        servers = [_server_values(r) for r in by_server]
+        self._upsert(conn, t_server_conf, servers, _SERVER_KEY,
+                     [c for c in servers[0] if c not in _SERVER_KEY])  # fmt: skip
+        adapters = [_adapter_values(r, a) for r in by_server for a in r.adapters]
+        if adapters:
+            self._upsert(
+                conn,
+                t_adapter_conf,
+                adapters,
+                [*_SERVER_KEY, "adapter_name"],
+                [c for c in adapters[0] if c not in (*_SERVER_KEY, "adapter_name")],
+            )
         # Adapters no longer listed go; pollers reload the (application, server, node) from
         # the change log and see the removal.
-        where = {"app": reg.application, "server": reg.server, "node": reg.node}
-        if names:
-            conn.execute(_STALE_ADAPTERS, {**where, "names": names})
-        else:
-            conn.execute(_ALL_ADAPTERS, where)
-        _log_changes(conn, [(reg.application, reg.server, reg.node)])
+        for part in _budget_chunks(by_server, lambda r: 1 + len(r.adapters), 1000):
+            stmt = delete(t_adapter_conf).where(
+                tuple_(_a.application, _a.server_name, _a.node_name).in_(
+                    [(r.application, r.server, r.node) for r in part]
+                )
+            )
+            listed = [(r.application, r.server, r.node, a.adapter_name)
+                      for r in part for a in r.adapters]  # fmt: skip
+            if listed:
+                stmt = stmt.where(
+                    tuple_(_a.application, _a.server_name, _a.node_name, _a.adapter_name).not_in(
+                        listed
+                    )
+                )
+            conn.execute(stmt)
 
     def keep_alive(self, req: object) -> KeepAliveResult:
         """keepAlive for one request (the service layer should prefer batches)."""
@@ -839,13 +935,97 @@ def _case_changed(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return case((condition, NOW), else_=_s.registry_timestamp)
 
 
+_SERVER_KEY = ("application", "server_name", "node_name")
+_NODE_UPDATE: tuple[str, ...] = ("last_reg_time", "last_heartbeat", "present_state", "modify_time")
+
+
+def _node_values(reg: Startup) -> dict[str, Any]:
+    return {
+        "node_name": reg.node,
+        "node_obj": f"tars.tarsnode.NodeObj@tcp -h {reg.node} -p 0",
+        "endpoint_ip": reg.node,
+        "endpoint_port": 0,
+        "last_reg_time": NOW,
+        "last_heartbeat": NOW,
+        "setting_state": "active",
+        "present_state": "active",
+        "modify_time": NOW,
+        "pod_name": reg.pod_name or None,
+        "pod_uid": reg.pod_uid or None,
+    }
+
+
+def _server_values(reg: Startup) -> dict[str, Any]:
+    return {
+        "application": reg.application,
+        "server_name": reg.server,
+        "node_name": reg.node,
+        "registry_timestamp": NOW,
+        "setting_state": "active",
+        "present_state": reg.state,
+        "patch_version": reg.version,
+        "patch_time": NOW,
+        "posttime": NOW,
+        "server_type": "tars_cpp",
+        "enable_set": reg.enable_set,
+        "set_name": reg.set_name,
+        "set_area": reg.set_area,
+        "set_group": reg.set_group,
+        "grid_flag": "NO_FLOW" if reg.disable_flow else "NORMAL",
+        "flow_state": "inactive" if reg.disable_flow else "active",
+        "pod_name": reg.pod_name or None,
+        "pod_uid": reg.pod_uid or None,
+    }
+
+
+def _adapter_values(reg: Startup, a: AdapterSpec) -> dict[str, Any]:
+    return {
+        "application": reg.application,
+        "server_name": reg.server,
+        "node_name": reg.node,
+        "adapter_name": a.adapter_name,
+        "registry_timestamp": NOW,
+        "servant": a.servant,
+        "endpoint": a.endpoint,
+        "protocol": a.protocol,
+        "thread_num": a.thread_num,
+        "max_connections": a.max_conns,
+        "queuecap": a.queue_cap,
+        "queuetimeout": a.queue_timeout,
+        "posttime": NOW,
+    }
+
+
+def _segments(regs: Sequence[Startup], fold: Callable[[str], str]) -> Iterable[list[Startup]]:
+    """Consecutive runs of requests on distinct nodes, in order."""
+    segment: list[Startup] = []
+    nodes: set[str] = set()
+    for reg in regs:
+        node = fold(reg.node)
+        if node in nodes:
+            yield segment
+            segment, nodes = [], set()
+        segment.append(reg)
+        nodes.add(node)
+    if segment:
+        yield segment
+
+
+def _budget_chunks(items: Sequence[T], cost: Callable[[T], int], budget: int
+                   ) -> Iterable[Sequence[T]]:  # fmt: skip
+    """Consecutive chunks of ``items`` costing at most ``budget`` each (or one item)."""
+    start = spent = 0
+    for i, item in enumerate(items):
+        c = cost(item)
+        if i > start and spent + c > budget:
+            yield items[start:i]
+            start, spent = i, 0
+        spent += c
+    if start < len(items):
+        yield items[start:]
+
+
 _LOG_INSERT = insert(t_k8stars_change).values(changed_at=NOW)
-_ALL_ADAPTERS = delete(t_adapter_conf).where(
-    _a.application == bindparam("app"),
-    _a.server_name == bindparam("server"),
-    _a.node_name == bindparam("node"),
-)
-_STALE_ADAPTERS = _ALL_ADAPTERS.where(_a.adapter_name.not_in(bindparam("names", expanding=True)))
 
 
 def _log_changes(conn: Connection, keys: Iterable[tuple[str, str, str]]) -> None:
@@ -859,9 +1039,12 @@ def _log_changes(conn: Connection, keys: Iterable[tuple[str, str, str]]) -> None
         conn.execute(insert(t_k8stars_change).values([{**r, "changed_at": NOW} for r in chunk]))
 
 
-def _delete_servers(conn: Connection, keys: Sequence[tuple[str, str, str]]) -> tuple[int, int, int]:
+def _delete_servers(
+    conn: Connection, keys: Sequence[tuple[str, str, str]], *, log: bool = True
+) -> tuple[int, int, int]:
     """Delete servers (application, server_name, node_name) with their adapters and host-level
-    configs; log the change. Returns (servers, adapters, configs) deleted."""
+    configs; log the change (unless ``log`` is false: the caller does). Returns (servers,
+    adapters, configs) deleted."""
     if not keys:
         return 0, 0, 0
     servers = adapters = configs = 0
@@ -889,7 +1072,8 @@ def _delete_servers(conn: Connection, keys: Sequence[tuple[str, str, str]]) -> t
                 )
             )
         )
-    _log_changes(conn, keys)
+    if log:
+        _log_changes(conn, keys)
     return servers, adapters, configs
 
 
@@ -1028,6 +1212,25 @@ def _retryable(exc: DBAPIError) -> bool:
         return True
     text = str(exc.orig).lower()
     return "database is locked" in text or "database is busy" in text
+
+
+def _refused(exc: DBAPIError, mysql: bool) -> bool:
+    """Whether the database answered and refused the statement for a reason of its own (not a
+    lost connection, not a database that cannot serve now)."""
+    if exc.connection_invalidated:
+        return False
+    if isinstance(exc, (sa_exc.IntegrityError, sa_exc.DataError)):
+        return True
+    if not mysql:
+        return False  # SQLite: OperationalError is I/O, locking, a full disk ...
+    errno = _errno(exc)
+    # below 1000: the client's own; 2000-2999: client errors (cannot connect, gone away, lost)
+    return (
+        errno is not None
+        and errno >= 1000
+        and not 2000 <= errno < 3000
+        and (errno not in _MYSQL_UNAVAILABLE)
+    )
 
 
 def _describe(exc: BaseException) -> str:
