@@ -53,13 +53,80 @@ def enable_keepalive(sock: socket.socket, settings: tuple[int, int, int] | None 
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
-class FramedProtocol(asyncio.Protocol):
+def _address(addr: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of a socket address (IPv6 addresses come with two more fields)."""
+    return (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else None
+
+
+def _address_text(addr: tuple[str, int] | None) -> str:
+    return f"{addr[0]}:{addr[1]}" if addr else "unknown peer"
+
+
+class _Edge:
+    """What both edges share: the transport, the peer, flow control (``drain``), closing, and
+    ``on_lost`` called exactly once."""
+
+    transport: asyncio.Transport | asyncio.DatagramTransport | None
+
+    def __init__(self, on_lost: Callable[[Exception | None], None] | None) -> None:
+        self._on_lost = on_lost
+        self.transport = None
+        self.peer: tuple[str, int] | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._closed = False
+
+    # -- asyncio callbacks (flow control) -------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- API -----------------------------------------------------------------------------
+
+    @property
+    def peer_text(self) -> str:
+        """``host:port`` of the peer, for logs."""
+        return _address_text(self.peer)
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self._closed and not self.transport.is_closing()
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high-water mark."""
+        await self._writable.wait()
+
+    def close(self) -> None:
+        """Close after the buffered data is sent."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self, exc: Exception | None = None) -> None:
+        """Drop the connection (or socket) at once."""
+        if self.transport is not None:
+            self.transport.abort()
+        self._finish(exc)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._on_lost is not None:
+            self._on_lost(exc)
+
+
+class FramedProtocol(_Edge, asyncio.Protocol):
     """Splits the received stream into frame bodies and hands each to ``on_frame``.
 
     A malformed length prefix closes only this connection (logged with the peer address).
     ``on_lost`` is called once, with the exception that ended the connection or None.
     Writers may ``await drain()`` to respect the transport's flow control.
     """
+
+    transport: asyncio.Transport | None
 
     def __init__(
         self,
@@ -68,21 +135,15 @@ class FramedProtocol(asyncio.Protocol):
         *,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
+        super().__init__(on_lost)
         self._on_frame = on_frame
-        self._on_lost = on_lost
         self._decoder = FrameDecoder(max_frame_size)
-        self.transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] | None = None
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._closed = False
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        peer: Any = transport.get_extra_info("peername")
-        self.peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        self.peer = _address(transport.get_extra_info("peername"))
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.type == socket.SOCK_STREAM and sock.family in (
                 socket.AF_INET, socket.AF_INET6):
@@ -105,22 +166,7 @@ class FramedProtocol(asyncio.Protocol):
         self._writable.set()
         self._finish(exc)
 
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
     # -- API -----------------------------------------------------------------------------
-
-    @property
-    def peer_text(self) -> str:
-        """``host:port`` of the peer, for logs."""
-        return f"{self.peer[0]}:{self.peer[1]}" if self.peer else "unknown peer"
-
-    @property
-    def is_open(self) -> bool:
-        return self.transport is not None and not self._closed and not self.transport.is_closing()
 
     def send(self, frame: bytes) -> bool:
         """Queue a whole frame; False when the connection is already closed."""
@@ -130,39 +176,8 @@ class FramedProtocol(asyncio.Protocol):
         self.transport.write(frame)
         return True
 
-    async def drain(self) -> None:
-        """Wait until the transport's write buffer is below its high-water mark."""
-        await self._writable.wait()
 
-    def close(self) -> None:
-        """Close after the buffered data is sent."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def abort(self, exc: Exception | None = None) -> None:
-        """Drop the connection at once."""
-        if self.transport is not None:
-            self.transport.abort()
-        self._finish(exc)
-
-    def _finish(self, exc: Exception | None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._on_lost is not None:
-            self._on_lost(exc)
-
-
-def _address(addr: Any) -> tuple[str, int] | None:
-    """``(host, port)`` of a socket address (IPv6 addresses come with two more fields)."""
-    return (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else None
-
-
-def _address_text(addr: tuple[str, int] | None) -> str:
-    return f"{addr[0]}:{addr[1]}" if addr else "unknown peer"
-
-
-class DatagramFrameProtocol(asyncio.DatagramProtocol):
+class DatagramFrameProtocol(_Edge, asyncio.DatagramProtocol):
     """TARS over UDP: each datagram carries exactly one frame, length prefix included.
 
     ``on_frame(body, addr)`` gets the body of each well-formed datagram; one whose length
@@ -171,6 +186,8 @@ class DatagramFrameProtocol(asyncio.DatagramProtocol):
     ``on_error(exc)`` gets socket errors (on a connected socket: an ICMP port unreachable as
     ConnectionRefusedError); ``on_lost(exc)`` is called once when the socket closes.
     """
+
+    transport: asyncio.DatagramTransport | None
 
     def __init__(
         self,
@@ -181,17 +198,12 @@ class DatagramFrameProtocol(asyncio.DatagramProtocol):
         max_frame_size: int = MAX_DATAGRAM_SIZE,
         name: str = "udp",
     ) -> None:
+        super().__init__(on_lost)  # ``peer``: the remote address of a connected socket
         self._on_frame = on_frame
         self._on_error = on_error
-        self._on_lost = on_lost
         self.max_frame_size = max_frame_size
         self.name = name
-        self.transport: asyncio.DatagramTransport | None = None
-        self.peer: tuple[str, int] | None = None  # the remote address of a connected socket
         self.local: tuple[str, int] | None = None
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._closed = False
         self._lost = asyncio.Event()
 
     # -- asyncio callbacks ---------------------------------------------------------------
@@ -228,22 +240,7 @@ class DatagramFrameProtocol(asyncio.DatagramProtocol):
         self._lost.set()
         self._finish(exc)
 
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
     # -- API -----------------------------------------------------------------------------
-
-    @property
-    def peer_text(self) -> str:
-        """``host:port`` of the connected peer, for logs."""
-        return _address_text(self.peer)
-
-    @property
-    def is_open(self) -> bool:
-        return self.transport is not None and not self._closed and not self.transport.is_closing()
 
     def send(self, frame: bytes, addr: Any = None) -> bool:
         """Send a whole frame as one datagram (to ``addr``, or to the connected peer); False
@@ -257,29 +254,7 @@ class DatagramFrameProtocol(asyncio.DatagramProtocol):
         self.transport.sendto(frame, addr)
         return True
 
-    async def drain(self) -> None:
-        """Wait until the transport's send buffer is below its high-water mark."""
-        await self._writable.wait()
-
-    def close(self) -> None:
-        """Close after the buffered datagrams are sent."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def abort(self, exc: Exception | None = None) -> None:
-        """Close at once."""
-        if self.transport is not None:
-            self.transport.abort()
-        self._finish(exc)
-
     async def wait_closed(self) -> None:
         """Wait until the socket is closed."""
         if self.transport is not None:
             await self._lost.wait()
-
-    def _finish(self, exc: Exception | None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._on_lost is not None:
-            self._on_lost(exc)
