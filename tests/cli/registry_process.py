@@ -1,5 +1,5 @@
-"""The real ``tarsregistry`` (on SQLite) as a process on fixed ports, for tarscli tests that
-need the registry's behaviour rather than a recording (no tests here)."""
+"""The real ``tarsregistry`` (on SQLite) as a process on fixed ports, for the tarscli and
+end-to-end tests that need the registry's behaviour rather than a recording (no tests here)."""
 
 from __future__ import annotations
 

@@ -13,10 +13,8 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -27,7 +25,8 @@ import pytest
 from k8stars.tars.client import Communicator
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.idl.loader import framework
-from tests.cli.test_supervisor_support import TARSCLI, Pod, eventually, free_port
+from tests.cli.registry_process import RegistryProcess
+from tests.cli.test_supervisor_support import TARSCLI, Pod, eventually
 from tests.interop.node_peer import NODE_DIR, ensure_node_modules
 from tests.interop.node_rpc import node_available, run_calc_client, run_rpc_load
 
@@ -36,7 +35,6 @@ pytestmark = [
     pytest.mark.skipif(not node_available(), reason="Node.js / npm not available"),
 ]
 
-TARSREGISTRY = str(Path(sys.executable).parent / "tarsregistry")
 QUERY = framework().interface("tars.QueryF")
 PY_OBJ = "App.PyServer.CalcObj"
 NODE_OBJ = "App.NodeServer.CalcObj"
@@ -60,57 +58,9 @@ E2E_ENV = {"TARS_REPORT_INTERVAL": "1s", "TARS_PRESTOP_WAITTIME": "2s",
            "NODE_NO_WARNINGS": "1"}
 
 
-class Registry:
-    """``tarsregistry`` as a process on fixed ports, restartable on the same or a new database."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.query_port = free_port()
-        self.registry_port = free_port()
-        self.metrics_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.db = workdir / "db_tars.sqlite"
-        self.log = workdir / "tarsregistry.log"
-
-    @property
-    def locator(self) -> str:
-        return f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {self.query_port} -t 3000"
-
-    def start(self, db: Path | None = None) -> Registry:
-        if db is not None:
-            self.db = db
-        args = [TARSREGISTRY, "--host", "127.0.0.1", "--query-port", str(self.query_port),
-                "--registry-port", str(self.registry_port), "--admin-port", "0",
-                "--metrics-port", str(self.metrics_port), "--db", f"sqlite:///{self.db}"]
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DB_", "TARS_", "POD_IP"))}
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(args, cwd=self.workdir, env=env, stdout=log,
-                                            stderr=log, stdin=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{self.metrics_port}/healthz"
-
-        def healthy() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"tarsregistry exited:\n{self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=1) as resp:
-                    return bool(resp.status == 200)
-            except OSError:
-                return False
-
-        eventually(healthy, 20, 0.1, what="tarsregistry healthy")
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+class Registry(RegistryProcess):
+    """``tarsregistry`` as a process on fixed ports, restartable on the same or a new database;
+    asked through QueryF as clients ask it."""
 
     def active(self, obj: str) -> list[str]:
         """``host:port`` of the object's active endpoints, as the registry answers now."""
