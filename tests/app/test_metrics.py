@@ -20,6 +20,7 @@ from k8stars.tars.client import Communicator
 from k8stars.tars.errors import TarsRemoteError, TarsRpcError
 from k8stars.tars.idl.loader import load_source
 
+from ..cli.test_supervisor_support import free_port
 from .support import (
     SAY_HELLO,
     async_test,
@@ -40,12 +41,6 @@ module TestApp { interface SayHello {
     void Missing();
 }; };
 """).interface("TestApp.SayHello")
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def listening_ports(ip: str) -> set[int]:

@@ -134,25 +134,31 @@ def test_setloglevel_from_node_client_through_admin_obj() -> None:
     run(scenario)
 
 
+async def converse_with_node_calc(calc: Any, text: str) -> None:
+    """Our client against the TarsNode Calc server: values, out params, structs, maps, oneway
+    and normal calls in order, a custom error code, ping."""
+    sample = from_plain(SAMPLES["all_types"], StructType(ALL_TYPES))
+    assert await calc.add(20, 22) == 42
+    assert await calc.echo(text) == text
+    assert await calc.divide(-17, 5) == (0, -3, -2)
+    value, inners = await calc.roundTrip(sample)
+    assert value == sample and inners == sample.inners
+    assert await calc.countWords(["x", "y", "x"]) == {"x": 2, "y": 1}
+    await calc.touch("p", _oneway=True)
+    await calc.touch("q")
+    assert await calc.echo("__touched__") == "p,q"
+    with pytest.raises(TarsRemoteError) as info:
+        await calc.fail("code=-7:from node")
+    assert info.value.code == -7
+    await calc.tars_ping()
+
+
 def test_python_client_calls_node_server() -> None:
     async def scenario() -> None:
         with calc_server(admin=True) as node:
             async with Communicator() as comm:
                 calc = comm.proxy(CALC, node.proxy)
-                sample = from_plain(SAMPLES["all_types"], StructType(ALL_TYPES))
-                assert await calc.add(20, 22) == 42
-                assert await calc.echo("ünïcode") == "ünïcode"
-                assert await calc.divide(-17, 5) == (0, -3, -2)
-                value, inners = await calc.roundTrip(sample)
-                assert value == sample and inners == sample.inners
-                assert await calc.countWords(["x", "y", "x"]) == {"x": 2, "y": 1}
-                await calc.touch("p", _oneway=True)
-                await calc.touch("q")
-                assert await calc.echo("__touched__") == "p,q"
-                with pytest.raises(TarsRemoteError) as info:
-                    await calc.fail("code=-7:from node")
-                assert info.value.code == -7
-                await calc.tars_ping()
+                await converse_with_node_calc(calc, "ünïcode")
                 admin = comm.proxy(ADMIN, node.admin_proxy)
                 assert await admin.notify("tars.setloglevel DEBUG") == "ok"
                 assert await calc.echo("__notified__") == "tars.setloglevel DEBUG"

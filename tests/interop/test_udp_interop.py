@@ -17,14 +17,20 @@ import pytest
 from k8stars.tars.client import Communicator
 from k8stars.tars.codec import StructType
 from k8stars.tars.codec.plain import from_plain
-from k8stars.tars.errors import TarsRemoteError
 from k8stars.tars.packet import RequestPacket, ResponsePacket, encode_frame
 from k8stars.tars.server import Server
 
 from .calc_servant import CALC, CalcImp
 from .node_rpc import calc_server, node_available
 from .static_query import StaticQuery
-from .test_rpc_interop import ALL_TYPES, PY_CALC, SAMPLES, node_calls, run
+from .test_rpc_interop import (
+    ALL_TYPES,
+    PY_CALC,
+    SAMPLES,
+    converse_with_node_calc,
+    node_calls,
+    run,
+)
 
 pytestmark = [
     pytest.mark.interop,
@@ -127,20 +133,7 @@ def test_python_client_calls_node_udp_server() -> None:
             assert node.endpoint.startswith("udp ")
             async with Communicator() as comm:
                 calc = comm.proxy(CALC, node.proxy)
-                sample = from_plain(SAMPLES["all_types"], StructType(ALL_TYPES))
-                assert await calc.add(20, 22) == 42
-                assert await calc.echo("ünïcode" * 4000) == "ünïcode" * 4000
-                assert await calc.divide(-17, 5) == (0, -3, -2)
-                value, inners = await calc.roundTrip(sample)
-                assert value == sample and inners == sample.inners
-                assert await calc.countWords(["x", "y", "x"]) == {"x": 2, "y": 1}
-                await calc.touch("p", _oneway=True)
-                await calc.touch("q")
-                assert await calc.echo("__touched__") == "p,q"
-                with pytest.raises(TarsRemoteError) as info:
-                    await calc.fail("code=-7:from node")
-                assert info.value.code == -7
-                await calc.tars_ping()
+                await converse_with_node_calc(calc, "ünïcode" * 4000)
                 sums = await asyncio.gather(*(calc.add(i, 1) for i in range(40)))
                 assert sums == [i + 1 for i in range(40)]
 

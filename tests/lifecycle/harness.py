@@ -16,7 +16,6 @@ import json
 import os
 import random
 import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from ..deploy.artifacts import (
     load_docs,
     pod_templates,
 )
+from ..local.support import free_ports
 from ..netns import Namespace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,19 +59,6 @@ REPORT_INTERVAL = "1s"
 PRESTOP_WAIT = "2500ms"
 INACTIVE_AFTER = "3s"
 GRACE = 10.0
-
-
-def free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Registry:
